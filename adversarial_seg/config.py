@@ -1,0 +1,238 @@
+"""YAML -> typed, validated config (DESIGN.md, "Config keys").
+
+Unknown keys are errors that name the closest valid key. ``--set key=value`` overrides are
+applied to the raw mapping before validation, so they are checked like the file itself.
+
+Example:
+    >>> cfg = config_from_mapping({"scheme": "hybrid", "train": {"epochs": 3}})
+    >>> (cfg.train.epochs, cfg.loss_weights())
+    (3, (0.5, 1.0))
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+
+class ConfigError(ValueError):
+    """A config the user wrote is wrong; the message names the key and the fix."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class _WithKwargs(BaseModel):
+    """A network spec: ``name`` plus keyword arguments passed through to the network."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str
+
+    def kwargs(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class SyntheticConfig(_Strict):
+    """Phantom dataset written into the run directory when ``data.root`` is not given."""
+
+    kind: Literal["prostate", "skin"] = "prostate"
+    cases: int = Field(12, ge=2)
+    seed: int = 0
+    size: list[int] | None = None
+
+
+class DataConfig(_Strict):
+    root: Path | None = None
+    layout: Literal["folder", "msd", "nnunet"] = "folder"
+    group: dict[Literal["column", "regex"], str] | None = None
+    stratify: str | None = None
+    labels: dict[str, int] | None = None
+    regions: dict[str, list[int]] | None = None
+    mask_threshold: int | None = Field(None, ge=1, le=255)
+    channels: list[str] | None = None
+    reference_channel: str | None = None
+    slice_axis: int | None = Field(None, ge=0, le=2)
+    size: list[int] | None = None
+    spacing: list[float] | None = None
+    synthetic: SyntheticConfig | None = None
+    cache: bool = True
+
+    @field_validator("group")
+    @classmethod
+    def _one_group_rule(cls, value):
+        if value is not None and len(value) != 1:
+            raise ValueError("give exactly one of {column: NAME} or {regex: PATTERN}")
+        return value
+
+
+class DiscriminatorConfig(_WithKwargs):
+    name: str = "patch"
+    mask_encoding: Literal["onehot", "product", "scaled"] = "scaled"
+    input_scale: float = Field(0.5, gt=0, le=1)
+
+
+class ModelConfig(_Strict):
+    segmentor: _WithKwargs = Field(
+        default_factory=lambda: _WithKwargs(
+            name="UNet", channels=[16, 32, 64, 128], strides=[2, 2, 2], num_res_units=1
+        )
+    )
+    discriminator: DiscriminatorConfig = Field(default_factory=DiscriminatorConfig)
+
+
+class LossConfig(_Strict):
+    supervised: Literal["ce", "dice_ce"] = "ce"
+    adversarial: Literal["minimax", "non_saturating", "least_squares", "hinge", "wasserstein"] = (
+        "non_saturating"
+    )
+    w_sup: float | None = Field(None, ge=0)
+    w_adv: float | None = Field(None, ge=0)
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    instance_noise: float = Field(0.0, ge=0)
+    gradient_penalty: float = Field(0.0, ge=0)
+
+
+class TrainConfig(_Strict):
+    epochs: int = Field(50, ge=1)
+    batch_size: int = Field(8, ge=1)
+    d_steps: int = Field(1, ge=1)
+    lr_g: float = Field(1e-3, gt=0)
+    lr_d: float = Field(1e-4, gt=0)
+    betas: tuple[float, float] = (0.5, 0.999)
+    weight_decay: float = Field(1e-5, ge=0)
+    grad_clip: float | None = Field(12.0, gt=0)
+    amp: bool = True
+    select: Literal["last", "inner_val"] = "last"
+    num_workers: int = Field(0, ge=0)
+    augment: bool = True
+
+
+class CVConfig(_Strict):
+    folds: int = Field(5, ge=2)
+    seed: int = 0
+    splits_file: Path | None = None
+
+
+class MetricsConfig(_Strict):
+    specificity_region: str | None = None
+
+
+SCHEME_WEIGHTS = {"ce": (1.0, 0.0), "adversarial": (0.0, 1.0), "hybrid": (0.5, 1.0)}
+
+
+class Config(_Strict):
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    loss: LossConfig = Field(default_factory=LossConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    cv: CVConfig = Field(default_factory=CVConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    scheme: Literal["ce", "adversarial", "hybrid"] = "hybrid"
+    schemes: list[Literal["ce", "adversarial", "hybrid"]] | None = None
+    seed: int = 0
+    seeds: list[int] | None = None
+
+    @model_validator(mode="after")
+    def _regions_use_declared_labels(self):
+        labels, regions = self.data.labels, self.data.regions
+        if labels and regions:
+            declared = set(labels.values())
+            for name, values in regions.items():
+                unknown = sorted(set(values) - declared)
+                if unknown:
+                    raise ValueError(
+                        f"data.regions.{name} uses label values {unknown} that data.labels does not declare"
+                    )
+        return self
+
+    def loss_weights(self) -> tuple[float, float]:
+        """(w_sup, w_adv) of the scheme, with ``loss.w_sup`` / ``loss.w_adv`` overriding."""
+        w_sup, w_adv = SCHEME_WEIGHTS[self.scheme]
+        if self.loss.w_sup is not None:
+            w_sup = self.loss.w_sup
+        if self.loss.w_adv is not None:
+            w_adv = self.loss.w_adv
+        return w_sup, w_adv
+
+    def digest(self) -> str:
+        """Short hash of the resolved config, for reports and result files."""
+        text = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _valid_keys(model: type[BaseModel], loc: tuple) -> list[str]:
+    """Field names valid at ``loc`` (a pydantic error location)."""
+    current: Any = model
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        field = getattr(current, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        annotation = field.annotation
+        candidates = [annotation, *getattr(annotation, "__args__", ())]
+        current = next(
+            (c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None
+        )
+        if current is None:
+            return []
+    return list(getattr(current, "model_fields", {}))
+
+
+def _describe(error: dict, source: str) -> str:
+    loc = tuple(error["loc"])
+    key = ".".join(str(p) for p in loc)
+    if error["type"] == "extra_forbidden":
+        options = _valid_keys(Config, loc)
+        close = difflib.get_close_matches(str(loc[-1]), options, n=1, cutoff=0.5)
+        hint = f"did you mean '{'.'.join(map(str, loc[:-1] + (close[0],)))}'?" if close else (
+            f"valid keys here: {', '.join(options)}"
+        )
+        return f"{source}: unknown key '{key}'; {hint}"
+    return f"{source}: key '{key}': {error['msg']} (got {error.get('input')!r})"
+
+
+def config_from_mapping(raw: dict | None, source: str = "config") -> Config:
+    """Validate a raw mapping; every problem is listed in one ConfigError."""
+    try:
+        return Config.model_validate(raw or {})
+    except ValidationError as exc:
+        raise ConfigError("\n".join(_describe(e, source) for e in exc.errors())) from None
+
+
+def apply_override(raw: dict, assignment: str) -> None:
+    """Apply one ``key.sub=value`` override (value parsed as YAML) to a raw mapping in place."""
+    if "=" not in assignment:
+        raise ConfigError(f"--set '{assignment}': expected key=value, e.g. train.epochs=10")
+    key, text = assignment.split("=", 1)
+    parts = key.strip().split(".")
+    node = raw
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set '{assignment}': '{part}' is a value, not a section")
+        node = child
+    node[parts[-1]] = yaml.safe_load(text)
+
+
+def load_config(path: str | Path, overrides: list[str] = ()) -> Config:
+    """Read a YAML config, apply ``--set`` overrides and validate."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist; pass an existing YAML file to --config")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML ({exc.__class__.__name__}); fix the syntax") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path} must hold a mapping of sections (data:, model:, train: ...)")
+    for assignment in overrides:
+        apply_override(raw, assignment)
+    return config_from_mapping(raw, source=str(path))
