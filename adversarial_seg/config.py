@@ -105,7 +105,7 @@ class TrainConfig(_Strict):
     d_steps: int = Field(1, ge=1)
     lr_g: float = Field(1e-3, gt=0)
     lr_d: float = Field(1e-4, gt=0)
-    betas: tuple[float, float] = (0.5, 0.999)
+    betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = Field(1e-5, ge=0)
     grad_clip: float | None = Field(12.0, gt=0)
     amp: bool = True

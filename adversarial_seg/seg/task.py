@@ -1,0 +1,124 @@
+"""Adversarial segmentation on the GAN core: the segmentor is G, the mask discriminator is D.
+
+The hybrid loss is ``w_sup * L_sup(S(x), y) + w_adv * L_adv(D(x, S(x)))``; the schemes of
+Kohl et al. 2017 are weight settings (``config.SCHEME_WEIGHTS``). With w_adv = 0 no
+discriminator is built at all, so the ``ce`` scheme costs exactly a plain segmentation step.
+
+Batches are dicts: ``image`` (B, C, *S) float, ``label`` (B, 1, *S) int64 class indices.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from monai.losses import DiceCELoss
+from torch import nn
+
+from adversarial_seg.config import Config
+from adversarial_seg.gan.step import AdversarialStep, StepConfig
+from adversarial_seg.gan.task import AdversarialTask
+from adversarial_seg.runtime import Precision
+from adversarial_seg.seg.networks import MaskDiscriminator, build_segmentor, scaled_encoding
+
+
+def supervised_loss_fn(name: str):
+    """``ce``: multi-class cross-entropy on logits; ``dice_ce``: MONAI DiceCELoss (softmax)."""
+    if name == "ce":
+        return lambda logits, label: F.cross_entropy(logits.float(), label[:, 0])
+    if name == "dice_ce":
+        dice_ce = DiceCELoss(to_onehot_y=True, softmax=True)
+        return lambda logits, label: dice_ce(logits.float(), label)
+    raise ValueError(f"loss.supervised: {name!r} is not one of ce, dice_ce")
+
+
+class SegmentationTask(AdversarialTask):
+    def __init__(
+        self,
+        segmentor: nn.Module,
+        discriminator: MaskDiscriminator | None,
+        num_classes: int,
+        supervised: str = "ce",
+    ):
+        self.generator = segmentor
+        self.discriminator = discriminator
+        self.num_classes = num_classes
+        self._supervised = supervised_loss_fn(supervised)
+
+    def generate(self, batch):
+        return self.generator(batch["image"])
+
+    def _onehot(self, label: torch.Tensor) -> torch.Tensor:
+        return F.one_hot(label[:, 0], self.num_classes).movedim(-1, 1).float()
+
+    def real_sample(self, batch, generated):
+        onehot = self._onehot(batch["label"])
+        if self.discriminator.mask_encoding == "scaled":
+            return scaled_encoding(onehot, torch.softmax(generated.float(), dim=1))
+        return onehot
+
+    def fake_sample(self, batch, generated):
+        return torch.softmax(generated.float(), dim=1)
+
+    def discriminate(self, batch, sample):
+        return self.discriminator(batch["image"], sample)
+
+    def supervised_loss(self, batch, generated):
+        return self._supervised(generated, batch["label"])
+
+    def modules(self):
+        modules = {"segmentor": self.generator}
+        if self.discriminator is not None:
+            modules["discriminator"] = self.discriminator
+        return modules
+
+    def generator_parameters(self):
+        return self.generator.parameters()
+
+
+def build_segmentation_step(
+    config: Config,
+    spatial_dims: int,
+    in_channels: int,
+    num_classes: int,
+    device: torch.device,
+    precision: Precision,
+) -> AdversarialStep:
+    """Networks, optimisers and the adversarial step for one run, from the config.
+
+    Everything is moved to ``device`` here, once.
+    """
+    w_sup, w_adv = config.loss_weights()
+    seg_cfg, disc_cfg = config.model.segmentor, config.model.discriminator
+    segmentor = build_segmentor(seg_cfg.name, seg_cfg.kwargs(), spatial_dims, in_channels, num_classes)
+    discriminator = None
+    if w_adv > 0:
+        if disc_cfg.name != "patch":
+            raise ValueError(f"model.discriminator.name: {disc_cfg.name!r} is not supported; use patch")
+        discriminator = MaskDiscriminator(
+            spatial_dims,
+            in_channels,
+            num_classes,
+            mask_encoding=disc_cfg.mask_encoding,
+            input_scale=disc_cfg.input_scale,
+            **disc_cfg.kwargs(),
+        ).to(device)
+    segmentor.to(device)
+    task = SegmentationTask(segmentor, discriminator, num_classes, config.loss.supervised)
+    train = config.train
+    optimizer_g = torch.optim.Adam(
+        segmentor.parameters(), lr=train.lr_g, betas=train.betas, weight_decay=train.weight_decay
+    )
+    optimizer_d = None
+    if discriminator is not None:
+        optimizer_d = torch.optim.Adam(discriminator.parameters(), lr=train.lr_d, betas=train.betas)
+    step_config = StepConfig(
+        adversarial=config.loss.adversarial,
+        w_sup=w_sup,
+        w_adv=w_adv,
+        d_steps=train.d_steps,
+        grad_clip=train.grad_clip,
+        label_smoothing=config.loss.label_smoothing,
+        instance_noise=config.loss.instance_noise,
+        gradient_penalty=config.loss.gradient_penalty,
+    )
+    return AdversarialStep(task, optimizer_g, optimizer_d, step_config, precision)

@@ -1,0 +1,132 @@
+"""The adversarial segmentation step on the GAN core (issue: core and step)."""
+
+import copy
+
+import pytest
+import torch
+
+from adversarial_seg.runtime import Precision
+
+from .conftest import make_step
+
+
+def clone_state(module):
+    return copy.deepcopy(module.state_dict())
+
+
+def states_equal(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_discriminator_unchanged_by_generator_update(batch):
+    step = make_step("hybrid")
+    d_before = clone_state(step.task.discriminator)
+    s_before = clone_state(step.task.generator)
+    step.generator_step(batch, step.task.generate(batch))
+    assert states_equal(d_before, clone_state(step.task.discriminator))
+    assert all(p.grad is None for p in step.task.discriminator.parameters())
+    assert all(p.requires_grad for p in step.task.discriminator.parameters())  # unfrozen again
+    assert not states_equal(s_before, clone_state(step.task.generator))
+
+
+def test_discriminator_update_leaves_segmentor_untouched(batch):
+    """Fakes are detached for D: no gradient reaches the segmentor in the D update."""
+    step = make_step("hybrid")
+    s_before = clone_state(step.task.generator)
+    d_before = clone_state(step.task.discriminator)
+    step.discriminator_step(batch, step.task.generate(batch))
+    assert all(p.grad is None for p in step.task.generator.parameters())
+    assert states_equal(s_before, clone_state(step.task.generator))
+    assert not states_equal(d_before, clone_state(step.task.discriminator))
+
+
+def test_adversarial_gradient_reaches_the_segmentor(batch):
+    """With w_sup = 0 the only gradient G gets comes through D; it must be non-zero.
+    (Detaching the adversarial term would leave every segmentor gradient at zero.)"""
+    step = make_step("adversarial")
+    s_before = clone_state(step.task.generator)
+    terms = step.generator_step(batch, step.task.generate(batch))
+    grads = [p.grad for p in step.task.generator.parameters()]
+    assert all(g is not None for g in grads)
+    assert sum(float(g.abs().sum()) for g in grads) > 0
+    assert not states_equal(s_before, clone_state(step.task.generator))  # weights move
+    assert float(terms["loss_g"]) == pytest.approx(float(terms["loss_adv"]))
+
+
+def test_hybrid_loss_is_weighted_sum_and_gradient_ratio_is_logged(batch):
+    step = make_step("hybrid")  # Kohl: w_sup 0.5, w_adv 1
+    terms = step(batches=[batch])
+    assert float(terms["loss_g"]) == pytest.approx(0.5 * float(terms["loss_sup"]) + float(terms["loss_adv"]), rel=1e-5)
+    assert float(terms["grad_ratio_adv_sup"]) > 0
+    for key in ("loss_d", "d_real", "d_fake"):
+        assert torch.isfinite(terms[key])
+
+
+def test_gradient_ratio_matches_separate_autograd_grads(batch):
+    step = make_step("hybrid")
+    task = step.task
+    out = task.generate(batch)
+    sup = 0.5 * task.supervised_loss(batch, out)
+    adv = step.g_loss(task.discriminate(batch, task.fake_sample(batch, out)))
+    (g_sup,) = torch.autograd.grad(sup, out, retain_graph=True)
+    (g_adv,) = torch.autograd.grad(adv, out)
+    terms = step.generator_step(batch, task.generate(batch))
+    assert float(terms["grad_ratio_adv_sup"]) == pytest.approx(float(g_adv.norm() / g_sup.norm()), rel=1e-4)
+
+
+def test_ce_scheme_builds_no_discriminator(batch):
+    step = make_step("ce")
+    assert step.task.discriminator is None and step.optimizer_d is None
+    terms = step([batch])
+    assert set(terms) == {"loss_sup", "loss_g"}
+    assert float(terms["loss_g"]) == pytest.approx(float(terms["loss_sup"]))
+
+
+def test_k_discriminator_steps_per_generator_step(batch):
+    step = make_step("hybrid", train={"d_steps": 3})
+    step([batch, batch, batch])
+    d_steps = {int(s["step"]) for s in step.optimizer_d.state.values()}
+    g_steps = {int(s["step"]) for s in step.optimizer_g.state.values()}
+    assert d_steps == {3} and g_steps == {1}
+
+
+@pytest.mark.parametrize("encoding", ["onehot", "product", "scaled"])
+def test_discriminator_output_depends_on_the_image(batch, encoding):
+    step = make_step("hybrid", model={"discriminator": {"channels": 4, "mask_encoding": encoding}})
+    task = step.task
+    mask = task.real_sample(batch, task.generate(batch).detach())
+    other = {"image": torch.randn_like(batch["image"]), "label": batch["label"]}
+    with torch.no_grad():
+        same = task.discriminate(batch, mask)
+        changed = task.discriminate(other, mask)
+    assert not torch.allclose(same, changed)
+
+
+@pytest.mark.parametrize("loss", ["minimax", "least_squares", "hinge", "wasserstein"])
+def test_every_adversarial_loss_trains(batch, loss):
+    step = make_step("hybrid", loss={"adversarial": loss})
+    terms = step([batch])
+    assert all(torch.isfinite(v) for k, v in terms.items())
+
+
+def test_gradient_penalty_and_stabilisers_run_in_the_step(batch):
+    step = make_step(
+        "hybrid",
+        loss={"adversarial": "wasserstein", "gradient_penalty": 10.0, "instance_noise": 0.1, "label_smoothing": 0.1},
+    )
+    terms = step([batch])
+    assert float(terms["gradient_penalty"]) >= 0 and torch.isfinite(terms["loss_d"])
+
+
+def test_hybrid_step_runs_under_bf16_autocast_on_cpu(batch):
+    precision = Precision.for_device(torch.device("cpu"), amp=True, cpu_bf16=True)
+    assert precision.dtype == torch.bfloat16
+    step = make_step("hybrid", precision=precision, loss={"gradient_penalty": 1.0})
+    s_before = clone_state(step.task.generator)
+    seen = {}
+    hook = step.task.generator.register_forward_hook(lambda m, i, o: seen.__setitem__("dtype", o.dtype))
+    terms = step([batch])
+    hook.remove()
+    assert seen["dtype"] == torch.bfloat16  # autocast really ran
+    assert all(torch.isfinite(v) for v in terms.values())
+    assert not states_equal(s_before, clone_state(step.task.generator))
