@@ -81,7 +81,7 @@ class DiscriminatorConfig(_WithKwargs):
 class ModelConfig(_Strict):
     segmentor: _WithKwargs = Field(
         default_factory=lambda: _WithKwargs(
-            name="UNet", channels=[16, 32, 64, 128], strides=[2, 2, 2], num_res_units=1
+            name="UNet", channels=[16, 32, 64, 128, 256], strides=[2, 2, 2, 2], num_res_units=2
         )
     )
     discriminator: DiscriminatorConfig = Field(default_factory=DiscriminatorConfig)

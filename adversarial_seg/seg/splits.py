@@ -1,0 +1,98 @@
+"""k-fold splits grouped by patient (scikit-learn), written once to ``splits.json``.
+
+``splits.json`` is a list ``[{"fold": 0, "train": [case ids], "val": [case ids]}, ...]`` with
+0-based folds (DESIGN.md, "Run directory"). Once written it is reused, so every scheme and
+seed of a study sees the same folds.
+
+Example:
+    >>> folds = fold_splits(["a1", "a2", "b1", "c1"], ["a", "a", "b", "c"], k=2, seed=0)
+    >>> any({"a1", "a2"} & set(f["train"]) and {"a1", "a2"} & set(f["val"]) for f in folds)
+    False
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from sklearn.model_selection import GroupKFold, StratifiedGroupKFold
+
+from adversarial_seg.gan.trainer import atomic_write_bytes
+
+
+class SplitsError(ValueError):
+    """Splits cannot be made or do not fit the dataset; the message says why and what to do."""
+
+
+def fold_splits(
+    cases: Sequence[str],
+    groups: Sequence[str],
+    k: int,
+    seed: int,
+    strata: Sequence[str] | None = None,
+) -> list[dict]:
+    """Patient-grouped (and optionally stratified) k folds over ``cases``.
+
+    Cases keep their given order inside each list, so the result depends only on the inputs.
+    """
+    n_groups = len(set(groups))
+    if n_groups < k:
+        raise SplitsError(f"cv.folds = {k} but the data has only {n_groups} patients; lower cv.folds")
+    index = np.arange(len(cases))
+    if strata is not None:
+        splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+        parts = splitter.split(index, list(strata), list(groups))
+    else:
+        # GroupKFold has no shuffle before scikit-learn 1.6; permute the groups ourselves.
+        rng = np.random.default_rng(seed)
+        names = sorted(set(groups))
+        relabel = dict(zip(names, rng.permutation(len(names))))
+        parts = GroupKFold(n_splits=k).split(index, groups=[relabel[g] for g in groups])
+    folds = []
+    for fold, (train_idx, val_idx) in enumerate(parts):
+        folds.append(
+            {"fold": fold, "train": [cases[i] for i in sorted(train_idx)], "val": [cases[i] for i in sorted(val_idx)]}
+        )
+    return folds
+
+
+def inner_split(train_cases: Sequence[str], groups: Sequence[str], seed: int, fraction: float = 0.2) -> tuple[list, list]:
+    """Hold out about ``fraction`` of a fold's training patients for model selection."""
+    k = max(2, round(1 / fraction))
+    fold = fold_splits(train_cases, groups, k=k, seed=seed)[0]
+    return fold["train"], fold["val"]
+
+
+def check_splits(folds: list[dict], cases: Sequence[str], source: str) -> None:
+    """Refuse splits that do not cover exactly the dataset's cases, each validated once."""
+    problems = []
+    val = [c for f in folds for c in f["val"]]
+    missing = sorted(set(cases) - set(val))
+    unknown = sorted(set(c for f in folds for c in f["train"] + f["val"]) - set(cases))
+    duplicated = sorted({c for c in val if val.count(c) > 1})
+    if missing:
+        problems.append(f"cases {missing[:5]} are in no fold's val list")
+    if unknown:
+        problems.append(f"cases {unknown[:5]} are not in the dataset")
+    if duplicated:
+        problems.append(f"cases {duplicated[:5]} are validated in more than one fold")
+    if [f.get("fold") for f in folds] != list(range(len(folds))):
+        problems.append("folds must be numbered 0, 1, ... in order")
+    if problems:
+        raise SplitsError(f"{source}: " + "; ".join(problems) + "; fix the file or remove it to make new splits")
+
+
+def read_splits(path: Path) -> list[dict]:
+    try:
+        folds = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise SplitsError(f"{path} cannot be read as JSON ({exc}); fix or remove it") from None
+    if not isinstance(folds, list) or not all(isinstance(f, dict) and {"train", "val"} <= set(f) for f in folds):
+        raise SplitsError(f'{path} must be a list of {{"fold", "train", "val"}} objects')
+    return folds
+
+
+def write_splits(folds: list[dict], path: Path) -> None:
+    atomic_write_bytes(path, (json.dumps(folds, indent=1) + "\n").encode())
