@@ -1,0 +1,61 @@
+"""What a run records about itself: resolved config, seed, library versions, git commit."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+import yaml
+
+from adversarial_seg import __version__
+from adversarial_seg.gan.trainer import atomic_write_bytes
+
+LIBRARIES = ("torch", "monai", "numpy", "nibabel", "SimpleITK", "scikit-learn", "pydantic")
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"adversarial_seg": __version__, "python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def git_commit() -> str:
+    """Commit of the source tree the package runs from (``unknown`` outside a git checkout)."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5,
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    if out.returncode != 0:
+        return "unknown"
+    return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def write_resolved_config(config, path: Path, **extra) -> None:
+    """``config.yaml``: the validated config plus provenance, atomically."""
+    body = config.model_dump(mode="json")
+    body["provenance"] = {
+        "config_hash": config.digest(),
+        "git_commit": git_commit(),
+        "versions": library_versions(),
+        **extra,
+    }
+    atomic_write_bytes(path, yaml.safe_dump(body, sort_keys=False).encode())
+
+
+def read_resolved_config(path: Path) -> tuple[dict, dict]:
+    """(config mapping, provenance) from a run's ``config.yaml``."""
+    body = yaml.safe_load(Path(path).read_text())
+    provenance = body.pop("provenance", {})
+    return body, provenance

@@ -1,0 +1,75 @@
+"""Class probabilities for one preprocessed case: MONAI inferers, fold ensembles, mirror TTA.
+
+A 2D model runs on a 2D image through ``SlidingWindowInferer`` and on a volume slice by
+slice along the training slice axis through ``SliceInferer``; a 3D model uses a sliding
+window over the volume. Windows are blended with Gaussian weights. Probabilities of several
+models (the folds of a run) and of mirrored inputs (TTA) are averaged before any argmax.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from monai.inferers import SliceInferer, SlidingWindowInferer
+from torch import nn
+
+from adversarial_seg.runtime import Precision
+
+
+def make_inferer(model_dims: int, image_dims: int, roi_size: Sequence[int], slice_axis: int | None, batch: int = 4):
+    """The MONAI inferer for a ``model_dims``-D model on an ``image_dims``-D image.
+
+    ``slice_axis`` is the spatial axis (0-based, of the image's spatial axes) a 2D model
+    slides along on a volume.
+    """
+    common = {"roi_size": tuple(roi_size), "sw_batch_size": batch, "overlap": 0.25, "mode": "gaussian"}
+    if model_dims == 2 and image_dims == 3:
+        if slice_axis is None:
+            raise ValueError("a 2D model on a volume needs the training slice axis")
+        return SliceInferer(spatial_dim=slice_axis, progress=False, **common)
+    if model_dims != image_dims:
+        raise ValueError(f"a {model_dims}D model cannot run on a {image_dims}D image")
+    return SlidingWindowInferer(**common)
+
+
+def mirror_axes(spatial_dims: int) -> list[tuple[int, ...]]:
+    """Flip sets for mirror TTA over the spatial axes of a (B, C, *spatial) tensor: all 2^d."""
+    axes = [a + 2 for a in range(spatial_dims)]
+    combos: list[tuple[int, ...]] = [()]
+    for axis in axes:
+        combos += [c + (axis,) for c in combos]
+    return combos
+
+
+@torch.no_grad()
+def predict_probabilities(
+    models: Sequence[nn.Module],
+    image: torch.Tensor,
+    inferer,
+    precision: Precision,
+    tta: bool = False,
+    tta_axes: Sequence[int] | None = None,
+) -> torch.Tensor:
+    """Mean softmax of ``models`` (and mirrored inputs with ``tta``) on ``image`` (1, C, *S).
+
+    ``tta_axes``: which spatial axes (0-based) to mirror; default all. A 2D model on a volume
+    should not mirror along the slice axis (it changes nothing but costs time).
+    Returns float32 (1, K, *S) on the image's device.
+    """
+    spatial = image.dim() - 2
+    flips = [()]
+    if tta:
+        allowed = {a + 2 for a in (range(spatial) if tta_axes is None else tta_axes)}
+        flips = [f for f in mirror_axes(spatial) if set(f) <= allowed]
+    total = None
+    for model in models:
+        model.eval()
+        for dims in flips:
+            x = image.flip(dims) if dims else image
+            with precision.autocast():
+                logits = inferer(x, model)
+            probs = torch.softmax(logits.float(), dim=1)
+            probs = probs.flip(dims) if dims else probs
+            total = probs if total is None else total + probs
+    return total / (len(models) * len(flips))
