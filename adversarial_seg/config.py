@@ -167,7 +167,7 @@ class Config(_Strict):
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def _valid_keys(model: type[BaseModel], loc: tuple) -> list[str]:
+def valid_keys(model: type[BaseModel], loc: tuple) -> list[str]:
     """Field names valid at ``loc`` (a pydantic error location)."""
     current: Any = model
     for part in loc[:-1]:
@@ -186,17 +186,24 @@ def _valid_keys(model: type[BaseModel], loc: tuple) -> list[str]:
     return list(getattr(current, "model_fields", {}))
 
 
-def _describe(error: dict, source: str) -> str:
+def describe_error(error: dict, source: str, model: type[BaseModel] | None = None) -> str:
+    """One sentence for one pydantic error of ``model`` (default ``Config``): the key, and for an
+    unknown key the closest valid one. Shared by every config model (the GAN config too)."""
     loc = tuple(error["loc"])
     key = ".".join(str(p) for p in loc)
     if error["type"] == "extra_forbidden":
-        options = _valid_keys(Config, loc)
+        options = valid_keys(model or Config, loc)
         close = difflib.get_close_matches(str(loc[-1]), options, n=1, cutoff=0.5)
         hint = f"did you mean '{'.'.join(map(str, loc[:-1] + (close[0],)))}'?" if close else (
             f"valid keys here: {', '.join(options)}"
         )
         return f"{source}: unknown key '{key}'; {hint}"
     return f"{source}: key '{key}': {error['msg']} (got {error.get('input')!r})"
+
+
+_valid_keys = valid_keys  # earlier private names, kept for existing callers
+_describe = describe_error
+StrictModel = _Strict  # public name for other config models (gan/config.py)
 
 
 def config_from_mapping(raw: dict | None, source: str = "config") -> Config:
@@ -224,6 +231,11 @@ def apply_override(raw: dict, assignment: str) -> None:
 
 def load_config(path: str | Path, overrides: list[str] = ()) -> Config:
     """Read a YAML config, apply ``--set`` overrides and validate."""
+    return config_from_mapping(read_config_mapping(path, overrides), source=str(path))
+
+
+def read_config_mapping(path: str | Path, overrides: list[str] = ()) -> dict:
+    """The raw mapping of a YAML config file with ``--set`` overrides applied (not yet validated)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist; pass an existing YAML file to --config")
@@ -235,4 +247,4 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> Config:
         raise ConfigError(f"{path} must hold a mapping of sections (data:, model:, train: ...)")
     for assignment in overrides:
         apply_override(raw, assignment)
-    return config_from_mapping(raw, source=str(path))
+    return raw

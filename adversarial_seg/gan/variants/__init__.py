@@ -1,0 +1,60 @@
+"""The classic GAN variants, one small module each, and the step builder shared by ``gan-train``.
+
+Example:
+    >>> from adversarial_seg.gan.config import gan_config_from_mapping
+    >>> from adversarial_seg.runtime import Precision
+    >>> cfg = gan_config_from_mapping({"variant": "wgan"})
+    >>> step = build_gan_step(cfg, (1, 16, 16), 10, torch.device("cpu"), Precision("cpu", None))
+    >>> type(step.task).__name__, type(step.optimizer_d).__name__
+    ('ClippedCriticTask', 'RMSprop')
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import torch
+
+from adversarial_seg.gan.step import AdversarialStep, StepConfig
+from adversarial_seg.runtime import Precision
+
+VARIANT_MODULES = ("vanilla", "dcgan", "cgan", "infogan", "wgan", "wgan_gp")
+
+
+def build_task(config, data_shape: tuple[int, ...], num_classes: int):
+    """The variant's ``GANTask`` for data of ``data_shape`` ((C, H, W) images or (2,) points)."""
+    if config.variant not in VARIANT_MODULES:
+        raise ValueError(f"variant {config.variant!r} is not one of {', '.join(VARIANT_MODULES)}")
+    module = importlib.import_module(f"adversarial_seg.gan.variants.{config.variant}")
+    return module.build(config, data_shape, num_classes, images=len(data_shape) == 3)
+
+
+def make_optimizer(name: str, parameters, lr: float, train) -> torch.optim.Optimizer:
+    if name == "adam":
+        return torch.optim.Adam(parameters, lr=lr, betas=tuple(train.betas))
+    if name == "sgd":
+        return torch.optim.SGD(parameters, lr=lr, momentum=train.momentum)
+    if name == "rmsprop":
+        return torch.optim.RMSprop(parameters, lr=lr)
+    raise ValueError(f"train.optimizer: {name!r} is not one of adam, sgd, rmsprop")
+
+
+def build_gan_step(config, data_shape, num_classes: int, device: torch.device, precision: Precision) -> AdversarialStep:
+    """Task, optimisers (separate learning rates for G and D) and the core step, on ``device``."""
+    task = build_task(config, data_shape, num_classes)
+    for module in task.modules().values():
+        module.to(device)
+    train = config.train
+    optimizer_g = make_optimizer(train.optimizer, list(task.generator_parameters()), train.lr_g, train)
+    optimizer_d = make_optimizer(train.optimizer, list(task.discriminator_parameters()), train.lr_d, train)
+    step_config = StepConfig(
+        adversarial=config.loss.adversarial,
+        w_sup=0.0,
+        w_adv=1.0,
+        d_steps=train.d_steps,
+        grad_clip=train.grad_clip,
+        label_smoothing=config.loss.label_smoothing,
+        instance_noise=config.loss.instance_noise,
+        gradient_penalty=config.loss.gradient_penalty,
+    )
+    return AdversarialStep(task, optimizer_g, optimizer_d, step_config, precision)

@@ -1,0 +1,168 @@
+"""YAML -> typed, validated config for ``gan-train`` (the classic GAN variants).
+
+Same rules as the segmentation config (``adversarial_seg/config.py``, whose helpers it uses):
+unknown keys are errors naming the closest valid key, and ``--set key=value`` overrides are
+applied to the raw mapping before validation.
+
+Example:
+    >>> cfg = gan_config_from_mapping({"variant": "wgan", "train": {"epochs": 2}})
+    >>> (cfg.variant, cfg.loss.adversarial, cfg.loss.weight_clip, cfg.train.d_steps)
+    ('wgan', 'wasserstein', 0.01, 5)
+    >>> gan_config_from_mapping({"train": {"epoch": 2}})
+    Traceback (most recent call last):
+    ...
+    adversarial_seg.config.ConfigError: config: unknown key 'train.epoch'; did you mean 'train.epochs'?
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, model_validator
+
+from adversarial_seg.config import ConfigError, StrictModel, describe_error, read_config_mapping
+
+VARIANTS = ("vanilla", "dcgan", "cgan", "infogan", "wgan", "wgan_gp")
+LOSSES = ("minimax", "non_saturating", "least_squares", "hinge", "wasserstein")
+
+# What each variant changes unless the config says otherwise (the papers' settings).
+VARIANT_DEFAULTS: dict[str, dict] = {
+    "vanilla": {"model": {"architecture": "mlp"}},
+    "dcgan": {"model": {"architecture": "dcgan"}, "train": {"lr_g": 2e-4, "lr_d": 2e-4, "betas": [0.5, 0.999]}},
+    "cgan": {"model": {"architecture": "mlp"}},
+    "infogan": {"model": {"architecture": "dcgan"}, "train": {"lr_g": 1e-3, "lr_d": 2e-4, "betas": [0.5, 0.999]}},
+    "wgan": {
+        "model": {"architecture": "dcgan", "norm": "none"},
+        "loss": {"adversarial": "wasserstein", "weight_clip": 0.01},
+        "train": {"optimizer": "rmsprop", "lr_g": 5e-5, "lr_d": 5e-5, "d_steps": 5},
+    },
+    "wgan_gp": {
+        "model": {"architecture": "dcgan", "norm": "layer"},
+        "loss": {"adversarial": "wasserstein", "gradient_penalty": 10.0},
+        "train": {"lr_g": 1e-4, "lr_d": 1e-4, "betas": [0.0, 0.9], "d_steps": 5},
+    },
+}
+
+
+class RingConfig(StrictModel):
+    modes: int = Field(8, ge=2)
+    radius: float = Field(2.0, gt=0)
+    std: float = Field(0.02, gt=0)
+    samples: int = Field(5000, ge=100)
+
+
+class DataConfig(StrictModel):
+    dataset: Literal["digits", "ring"] = "digits"
+    size: Literal[8, 16, 32] = 16
+    split_seed: int = 0
+    ring: RingConfig = Field(default_factory=RingConfig)
+
+
+class ModelConfig(StrictModel):
+    architecture: Literal["mlp", "dcgan"] = "mlp"
+    z_dim: int = Field(32, ge=1)
+    hidden: int = Field(256, ge=1)  # MLP width
+    channels: int = Field(32, ge=1)  # DCGAN base width
+    dropout: float = Field(0.0, ge=0, lt=1)  # MLP discriminator
+    maxout: int = Field(1, ge=1)  # MLP discriminator pieces (1: LeakyReLU)
+    norm: Literal["batch", "layer", "none"] = "batch"  # DCGAN discriminator normalisation
+    categorical: int = Field(10, ge=0)  # InfoGAN categorical code size
+    continuous: int = Field(2, ge=0)  # InfoGAN continuous codes
+
+
+class LossConfig(StrictModel):
+    adversarial: Literal["minimax", "non_saturating", "least_squares", "hinge", "wasserstein"] = (
+        "non_saturating"
+    )
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    instance_noise: float = Field(0.0, ge=0)
+    gradient_penalty: float = Field(0.0, ge=0)
+    weight_clip: float | None = Field(None, gt=0)
+    info_weight: float = Field(1.0, ge=0)
+
+
+class TrainConfig(StrictModel):
+    epochs: int = Field(20, ge=1)
+    batch_size: int = Field(64, ge=2)
+    d_steps: int = Field(1, ge=1)
+    optimizer: Literal["adam", "sgd", "rmsprop"] = "adam"
+    lr_g: float = Field(2e-4, gt=0)
+    lr_d: float = Field(2e-4, gt=0)
+    betas: tuple[float, float] = (0.5, 0.999)
+    momentum: float = Field(0.5, ge=0, lt=1)  # sgd (Goodfellow et al. used momentum)
+    grad_clip: float | None = Field(None, gt=0)
+    amp: bool = False
+
+
+class EvalConfig(StrictModel):
+    samples: int = Field(270, ge=10)  # per-epoch metrics and final FD / classifier score
+    parzen_samples: int = Field(10000, ge=10)
+    grid: int = Field(8, ge=1)  # grid side (images per row)
+    diversity_ratio: float = Field(0.3, ge=0)
+    starved_steps: int = Field(100, ge=1)
+
+
+class GANConfig(StrictModel):
+    variant: Literal["vanilla", "dcgan", "cgan", "infogan", "wgan", "wgan_gp"] = "vanilla"
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    loss: LossConfig = Field(default_factory=LossConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.variant == "wgan" and self.loss.weight_clip is None:
+            raise ValueError("variant wgan needs loss.weight_clip (e.g. 0.01)")
+        if self.variant == "wgan_gp" and self.loss.gradient_penalty <= 0:
+            raise ValueError("variant wgan_gp needs loss.gradient_penalty > 0 (e.g. 10)")
+        if self.variant in ("wgan", "wgan_gp") and self.loss.adversarial != "wasserstein":
+            raise ValueError(f"variant {self.variant} needs loss.adversarial: wasserstein")
+        if self.data.dataset == "ring" and self.variant in ("dcgan", "cgan", "infogan"):
+            raise ValueError(f"variant {self.variant} needs images; use data.dataset: digits")
+        if self.data.dataset == "ring" and self.model.architecture != "mlp":
+            raise ValueError("data.dataset ring is 2D points; use model.architecture: mlp")
+        if self.variant == "infogan" and self.model.categorical + self.model.continuous == 0:
+            raise ValueError("variant infogan needs model.categorical or model.continuous > 0")
+        if self.loss.gradient_penalty > 0 and self.model.norm == "batch" and self.model.architecture == "dcgan":
+            raise ValueError("the gradient penalty is per sample; batch norm in the critic breaks it: set model.norm: layer or none")
+        return self
+
+    def digest(self) -> str:
+        """Short hash of the resolved config, for result files."""
+        text = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def gan_config_from_mapping(raw: dict | None, source: str = "config") -> GANConfig:
+    """Validate a raw mapping after filling in the variant's defaults; one ConfigError lists every problem."""
+    raw = dict(raw or {})
+    variant = raw.get("variant", "vanilla")
+    if variant in VARIANT_DEFAULTS:
+        raw = _merge(VARIANT_DEFAULTS[variant], raw)
+    try:
+        return GANConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError("\n".join(_describe(e, source) for e in exc.errors())) from None
+
+
+def _describe(error: dict, source: str) -> str:
+    if not error["loc"]:  # a rule across keys (model validator): its message names the keys
+        return f"{source}: {error['msg'].removeprefix('Value error, ')}"
+    return describe_error(error, source, GANConfig)
+
+
+def load_gan_config(path: str | Path, overrides: list[str] = ()) -> GANConfig:
+    """Read a YAML config, apply ``--set`` overrides, fill the variant's defaults and validate."""
+    return gan_config_from_mapping(read_config_mapping(path, overrides), source=str(path))

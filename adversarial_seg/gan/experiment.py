@@ -1,0 +1,302 @@
+"""One ``gan-train`` run: data, variant, core trainer, per-epoch evaluation and figures, final metrics.
+
+Run directory:
+```
+RUN/config.yaml            resolved config + provenance (config hash, git commit, versions, seed)
+RUN/log.csv                per epoch: every loss term, d_real, d_fake, val_* metrics, seconds
+RUN/checkpoint_last.pt     the core trainer's checkpoint (resume with --resume)
+RUN/samples/epoch_NNN.png  sample grid per epoch (one row per class for a cGAN; scatter for the ring)
+RUN/traversal_*.png        InfoGAN latent traversals (after training)
+RUN/metrics.png            per-epoch metrics plot
+RUN/metrics.json           final metrics on the test split beside the same metrics on real held-out data
+```
+Per-epoch metrics (``val_*``) compare a fixed-noise sample with the validation split; the final
+ones use the test split. Nothing is chosen on the test split.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import subprocess
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Callable
+
+import torch
+import yaml
+
+from adversarial_seg import __version__
+from adversarial_seg.gan.config import GANConfig
+from adversarial_seg.gan.data import TensorPairs, digits_splits, ring_centers, ring_splits
+from adversarial_seg.gan.diagnostics import MonitoredStep, diversity_warning
+from adversarial_seg.gan.figures import save_image_grid, save_metrics_plot, save_ring_scatter
+from adversarial_seg.gan.metrics import (
+    classifier_outputs,
+    digits_metrics,
+    pairwise_spread,
+    parzen_evaluation,
+    ring_metrics,
+)
+from adversarial_seg.gan.trainer import Trainer, atomic_write_bytes, seeded_loader
+from adversarial_seg.gan.variants import build_gan_step
+from adversarial_seg.runtime import Precision, derived_seed, seed_everything
+
+Tensor = torch.Tensor
+LIBRARIES = ("torch", "numpy", "scipy", "scikit-learn", "pydantic", "matplotlib")
+
+
+# --------------------------------------------------------------------------- provenance
+def git_commit() -> str:
+    """HEAD of the checkout the package runs from, ``-dirty`` when tracked files differ; ``unknown`` outside git."""
+    here = Path(__file__).parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=here, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    if head.returncode != 0:
+        return "unknown"
+    return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"adversarial_seg": __version__, "python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def resume_digest(config: GANConfig) -> str:
+    """The config hash without ``train.epochs``: a run may be resumed to train longer."""
+    body = config.model_dump(mode="json")
+    body["train"].pop("epochs")
+    return GANConfig.model_validate(body).digest()
+
+
+def write_config(config: GANConfig, path: Path, command: str) -> None:
+    body = config.model_dump(mode="json")
+    body["provenance"] = {
+        "config_hash": config.digest(),
+        "resume_hash": resume_digest(config),
+        "git_commit": git_commit(),
+        "versions": library_versions(),
+        "command": command,
+    }
+    atomic_write_bytes(path, yaml.safe_dump(body, sort_keys=False).encode())
+
+
+def stored_resume_hash(run_dir: Path) -> str | None:
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        return None
+    return (yaml.safe_load(path.read_text()) or {}).get("provenance", {}).get("resume_hash")
+
+
+# --------------------------------------------------------------------------- data
+def load_data(config: GANConfig) -> dict:
+    """``{"splits": {name: (x, y)}, "shape": per-sample shape, "classes": K, "images": bool}``."""
+    if config.data.dataset == "digits":
+        splits = digits_splits(config.data.size, config.data.split_seed)
+        return {"splits": splits, "shape": tuple(splits["train"][0].shape[1:]), "classes": 10, "images": True}
+    ring = config.data.ring
+    splits = ring_splits(ring.modes, ring.radius, ring.std, ring.samples, config.data.split_seed)
+    return {"splits": splits, "shape": (2,), "classes": ring.modes, "images": False}
+
+
+def unit_pixels(images: Tensor) -> Tensor:
+    """Images in [-1, 1] -> flattened 16x16 pixels in [0, 1] (the Parzen space)."""
+    from adversarial_seg.gan.metrics import to_metric_space
+
+    return (to_metric_space(images).flatten(1) + 1) / 2
+
+
+# --------------------------------------------------------------------------- evaluation
+class Evaluator:
+    """Metrics of a task's samples against a real split; fixed noise per call for comparable epochs."""
+
+    def __init__(self, config: GANConfig, data: dict):
+        self.config, self.data = config, data
+        self.images = data["images"]
+        self.ring = config.data.ring
+        self.centres = ring_centers(self.ring.modes, self.ring.radius)
+        self._features: dict[str, object] = {}
+        self._spread: dict[str, float] = {}
+
+    def draw(self, task, n: int, purpose: str) -> Tensor:
+        generator = torch.Generator().manual_seed(derived_seed(self.config.seed, "eval", purpose))
+        labels = None
+        if getattr(task, "conditional", False):
+            labels = torch.arange(n) % task.num_classes
+        chunks, done = [], 0
+        while done < n:
+            m = min(2048, n - done)
+            chunks.append(task.sample(m, generator, None if labels is None else labels[done : done + m]).cpu())
+            done += m
+        return torch.cat(chunks)
+
+    def reference_features(self, split: str):
+        if split not in self._features:
+            self._features[split] = classifier_outputs(self.data["splits"][split][0])[0]
+        return self._features[split]
+
+    def real_spread(self, split: str) -> float:
+        if split not in self._spread:
+            self._spread[split] = pairwise_spread(self.data["splits"][split][0])
+        return self._spread[split]
+
+    def sample_metrics(self, samples: Tensor, split: str) -> dict[str, float]:
+        """Classifier score / FD (digits) or modes covered / high quality (ring), plus the spread ratio."""
+        if self.images:
+            metrics = digits_metrics(samples, self.reference_features(split))
+        else:
+            metrics = ring_metrics(samples, self.centres, self.ring.std)
+        metrics["spread_ratio"] = pairwise_spread(samples) / max(self.real_spread(split), 1e-12)
+        return metrics
+
+    def parzen(self, centres: Tensor) -> dict[str, float]:
+        val, test = self.data["splits"]["val"][0], self.data["splits"]["test"][0]
+        if self.images:
+            return parzen_evaluation(unit_pixels(centres), unit_pixels(val), unit_pixels(test))
+        return parzen_evaluation(centres.flatten(1), val, test)
+
+    def final(self, task) -> dict[str, float]:
+        metrics = self.sample_metrics(self.draw(task, self.config.eval.samples, "final"), "test")
+        metrics.update(self.parzen(self.draw(task, self.config.eval.parzen_samples, "parzen")))
+        return metrics
+
+    def reference(self) -> dict[str, float]:
+        """The same metrics on real held-out data: the validation split scored like a sample (against
+        test), and Parzen windows on the training split."""
+        metrics = self.sample_metrics(self.data["splits"]["val"][0], "test")
+        metrics.update(self.parzen(self.data["splits"]["train"][0]))
+        return metrics
+
+
+def save_samples(task, evaluator: Evaluator, config: GANConfig, path: Path, title: str) -> None:
+    if not evaluator.images:
+        samples = evaluator.draw(task, 1000, "grid")
+        save_ring_scatter(samples, evaluator.data["splits"]["val"][0], evaluator.centres, path, title)
+        return
+    columns = config.eval.grid
+    if getattr(task, "conditional", False):
+        labels = torch.arange(task.num_classes).repeat_interleave(columns)
+        generator = torch.Generator().manual_seed(derived_seed(config.seed, "eval", "grid"))
+        images = task.sample(len(labels), generator, labels)
+        save_image_grid(images, columns, path, title, row_labels=[str(c) for c in range(task.num_classes)])
+    else:
+        save_image_grid(evaluator.draw(task, columns * columns, "grid"), columns, path, title)
+
+
+def save_traversals(task, config: GANConfig, run_dir: Path) -> list[str]:
+    """InfoGAN: one row per categorical value; columns vary z (categorical figure) or one
+    continuous code from -2 to 2 with z fixed (one figure per continuous code)."""
+    generator = torch.Generator().manual_seed(derived_seed(config.seed, "eval", "traversal"))
+    k, l, columns = max(task.categorical, 1), task.continuous, config.eval.grid
+    written = []
+    cat = torch.arange(k).repeat_interleave(columns)
+    z = torch.randn(columns, task.z_dim, generator=generator).repeat(k, 1)
+    images = task.sample_with_codes(z, cat, torch.zeros(len(cat), l))
+    path = run_dir / "traversal_categorical.png"
+    save_image_grid(images, columns, path, "rows: categorical code; columns: z", [str(c) for c in range(k)])
+    written.append(path.name)
+    z_row = torch.randn(1, task.z_dim, generator=generator)
+    for j in range(l):
+        cont = torch.zeros(k * columns, l)
+        cont[:, j] = torch.linspace(-2, 2, columns).repeat(k)
+        images = task.sample_with_codes(z_row.repeat(k * columns, 1), cat, cont)
+        path = run_dir / f"traversal_continuous_{j}.png"
+        save_image_grid(images, columns, path, f"rows: categorical code; columns: c{j} from -2 to 2", [str(c) for c in range(k)])
+        written.append(path.name)
+    return written
+
+
+# --------------------------------------------------------------------------- the run
+def train_gan(
+    config: GANConfig,
+    run_dir: Path,
+    device: torch.device,
+    resume: bool = False,
+    command: str = "",
+    print_fn: Callable[[str], None] | None = print,
+    progress: bool = True,
+) -> dict:
+    """Train ``config`` into ``run_dir`` (resuming from its checkpoint when asked); returns metrics.json's body."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_config(config, run_dir / "config.yaml", command)
+    data = load_data(config)
+    seed_everything(config.seed)  # network initialisation
+    precision = Precision.for_device(device, config.train.amp)
+    step = build_gan_step(config, data["shape"], data["classes"], device, precision)
+    warnings: list[str] = []
+
+    def warn(message: str) -> None:
+        warnings.append(message)
+        if print_fn is not None:
+            print_fn(message)
+
+    step = MonitoredStep.wrap(step, patience=config.eval.starved_steps, warn=warn)
+    task = step.task
+    dataset = TensorPairs(*data["splits"]["train"])
+    make_loader = lambda epoch: seeded_loader(  # noqa: E731
+        dataset, config.train.batch_size, config.seed, (), epoch, drop_last=True
+    )
+    evaluator = Evaluator(config, data)
+
+    def evaluate(epoch: int) -> dict:
+        metrics = evaluator.sample_metrics(evaluator.draw(task, config.eval.samples, "epoch"), "val")
+        message = diversity_warning(metrics["spread_ratio"], 1.0, config.eval.diversity_ratio)
+        if message:
+            warn(f"warning: epoch {epoch + 1}: {message}")
+        return metrics
+
+    def on_epoch_end(epoch: int, row: dict) -> None:
+        save_samples(task, evaluator, config, run_dir / "samples" / f"epoch_{epoch + 1:03d}.png", f"{config.variant}, epoch {epoch + 1}")
+        save_metrics_plot(trainer.history, run_dir / "metrics.png", f"{config.variant} ({config.data.dataset})")
+
+    trainer = Trainer(
+        step, make_loader, run_dir, config.seed, (), device, config.train.d_steps,
+        evaluate=evaluate, on_epoch_end=on_epoch_end, print_fn=print_fn, progress=progress,
+    )  # fmt: skip
+    if resume and trainer.resume() and print_fn is not None:
+        print_fn(f"resumed {run_dir} after epoch {trainer.epochs_done}")
+    started = time.perf_counter()
+    trainer.fit(config.train.epochs)
+    fit_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    final = evaluator.final(task)
+    reference = evaluator.reference()
+    figures = save_traversals(task, config, run_dir) if config.variant == "infogan" else []
+    body = {
+        "variant": config.variant,
+        "dataset": config.data.dataset,
+        "adversarial": config.loss.adversarial,
+        "config_hash": config.digest(),
+        "git_commit": git_commit(),
+        "seed": config.seed,
+        "epochs": trainer.epochs_done,
+        "train_seconds": round(sum(float(r["seconds"]) for r in trainer.history), 2),
+        "this_call_train_seconds": round(fit_seconds, 2),
+        "eval_seconds": round(time.perf_counter() - started, 2),
+        "device": str(device),
+        "metrics": final,
+        "reference": reference,
+        "reference_note": (
+            "held-out real data: the validation split scored like a sample against the test split; "
+            "Parzen windows centred on the training split"
+        ),
+        "last_epoch": {k: v for k, v in trainer.history[-1].items() if isinstance(v, (int, float)) and math.isfinite(v)},
+        "warnings": warnings,
+        "figures": ["metrics.png", "samples/", *figures],
+        "command": command,
+    }
+    atomic_write_bytes(run_dir / "metrics.json", (json.dumps(body, indent=2) + "\n").encode())
+    return body

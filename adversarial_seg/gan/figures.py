@@ -1,0 +1,105 @@
+"""Figures a GAN run writes: sample grids (one row per class for a cGAN), ring scatter plots,
+InfoGAN latent traversals and the per-epoch metrics plot. Every file is written atomically."""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never needs a display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from adversarial_seg.gan.trainer import atomic_write_bytes  # noqa: E402
+
+Tensor = torch.Tensor
+
+
+def _save(fig, path: Path, dpi: int = 90) -> None:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    plt.close(fig)
+    atomic_write_bytes(Path(path), buffer.getvalue())
+
+
+def image_mosaic(images: Tensor, columns: int) -> np.ndarray:
+    """(N, 1, H, W) images in [-1, 1] -> one (rows*(H+1)-1, columns*(W+1)-1) array in [0, 1]."""
+    images = ((images.detach().float().cpu()[:, 0] + 1) / 2).clamp(0, 1).numpy()
+    n, h, w = images.shape
+    rows = math.ceil(n / columns)
+    mosaic = np.ones((rows * (h + 1) - 1, columns * (w + 1) - 1))
+    for i, image in enumerate(images):
+        r, c = divmod(i, columns)
+        mosaic[r * (h + 1) : r * (h + 1) + h, c * (w + 1) : c * (w + 1) + w] = image
+    return mosaic
+
+
+def save_image_grid(images: Tensor, columns: int, path: Path, title: str = "", row_labels: list[str] | None = None) -> None:
+    """Images laid out ``columns`` per row, white on black as the digits are drawn."""
+    mosaic = image_mosaic(images, columns)
+    rows = math.ceil(len(images) / columns)
+    fig, ax = plt.subplots(figsize=(0.5 * columns + 0.6, 0.5 * rows + 0.5))
+    ax.imshow(mosaic, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_xticks([])
+    h = images.shape[-2] + 1
+    if row_labels:
+        ax.set_yticks([h * i + h / 2 - 1 for i in range(len(row_labels))], row_labels, fontsize=7)
+    else:
+        ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=8)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def save_ring_scatter(samples: Tensor, real: Tensor, centres: Tensor, path: Path, title: str = "") -> None:
+    """Generated points over real ones, mode centres marked."""
+    fake, real = samples.detach().float().cpu().numpy(), real.detach().float().cpu().numpy()
+    fig, ax = plt.subplots(figsize=(3.6, 3.6))
+    ax.scatter(real[:, 0], real[:, 1], s=2, c="0.7", label="real")
+    ax.scatter(fake[:, 0], fake[:, 1], s=2, c="tab:red", alpha=0.6, label="generated")
+    ax.scatter(centres[:, 0], centres[:, 1], marker="x", c="k", s=20, label="modes")
+    limit = float(np.abs(centres.numpy()).max()) * 1.6
+    ax.set_xlim(-limit, limit)
+    ax.set_ylim(-limit, limit)
+    ax.set_aspect("equal")
+    ax.legend(fontsize=6, loc="upper right")
+    if title:
+        ax.set_title(title, fontsize=8)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+PANELS = (
+    ("losses", lambda k: k.startswith("loss") or k == "gradient_penalty"),
+    ("D outputs", lambda k: k in ("d_real", "d_fake")),
+    ("Fréchet distance", lambda k: k == "val_frechet_distance"),
+    ("classifier score", lambda k: k == "val_classifier_score"),
+    ("ring", lambda k: k in ("val_modes_covered", "val_high_quality")),
+    ("diversity", lambda k: k == "val_spread_ratio"),
+)
+
+
+def save_metrics_plot(history: list[dict], path: Path, title: str = "") -> None:
+    """One panel per group of logged columns that the history has, against the epoch."""
+    keys = list(dict.fromkeys(k for row in history for k in row))
+    panels = [(name, [k for k in keys if pick(k)]) for name, pick in PANELS]
+    panels = [(name, ks) for name, ks in panels if ks]
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), 2.8), squeeze=False)
+    for ax, (name, ks) in zip(axes[0], panels):
+        for key in ks:
+            points = [(r["epoch"], float(r[key])) for r in history if r.get(key) not in (None, "")]
+            points = [(e, v) for e, v in points if math.isfinite(v)]
+            ax.plot([p[0] for p in points], [p[1] for p in points], label=key, marker="." if len(points) < 30 else None)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    _save(fig, path)

@@ -1,0 +1,22 @@
+import pytest
+import torch
+
+from adversarial_seg.gan.config import gan_config_from_mapping
+from adversarial_seg.gan.data import digits_splits
+from adversarial_seg.gan.variants import build_gan_step
+from adversarial_seg.runtime import Precision
+
+TINY_MODEL = {"z_dim": 8, "hidden": 32, "channels": 8}
+
+
+def tiny_step(variant: str, **sections):
+    raw = {"variant": variant, "model": dict(TINY_MODEL, **sections.pop("model", {})), **sections}
+    config = gan_config_from_mapping(raw)
+    torch.manual_seed(0)
+    return config, build_gan_step(config, (1, 16, 16), 10, torch.device("cpu"), Precision("cpu", None))
+
+
+@pytest.fixture(scope="session")
+def digit_batches():
+    x, y = digits_splits(16)["train"]
+    return [{"real": x[i * 16 : (i + 1) * 16], "label": y[i * 16 : (i + 1) * 16]} for i in range(5)]
