@@ -14,12 +14,13 @@ import shlex
 import sys
 from pathlib import Path
 
+from adversarial_seg.cli.common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, add_device_argument, fail
 from adversarial_seg.config import ConfigError
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # argparse exits 2 too; keep it one sentence
-        self.exit(2, f"gan-train: {message}; see gan-train --help\n")
+        self.exit(EXIT_BAD_INPUT, f"error: {message}; see gan-train --help\n")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -27,7 +28,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--config", required=True, type=Path, help="YAML config, e.g. configs/gan/dcgan.yaml")
     parser.add_argument("--output", type=Path, default=None, help="run directory (default runs/gan/<config name>)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a config key, e.g. train.epochs=5")
-    parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
+    add_device_argument(parser)
     parser.add_argument("--resume", action="store_true", help="continue the run in --output from its checkpoint")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser.parse_args(argv)
@@ -66,30 +67,27 @@ def prepare(args: argparse.Namespace):
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    try:
+        args = parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a bad argument (2): return the code, do not raise
+        return int(exc.code or 0)
     try:
         config, device, run_dir = prepare(args)
-    except ConfigError as exc:
-        print(f"gan-train: {exc}", file=sys.stderr)
-        return 2
-    except ValueError as exc:  # --device
-        print(f"gan-train: {exc}", file=sys.stderr)
-        return 2
+    except (ConfigError, ValueError) as exc:  # ValueError: --device cuda without a GPU
+        return fail(str(exc), EXIT_BAD_INPUT)
     from adversarial_seg.gan.experiment import train_gan
 
     command = "gan-train " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     try:
         body = train_gan(config, run_dir, device, args.resume, command, progress=not args.quiet)
     except KeyboardInterrupt:
-        print(f"gan-train: interrupted; {run_dir} keeps the last finished epoch, continue with --resume", file=sys.stderr)
-        return 1
+        return fail(f"interrupted; {run_dir} keeps the last finished epoch, continue with --resume", EXIT_FAILED)
     except Exception as exc:  # noqa: BLE001 - the work failed; say what and where, keep what was written
-        print(f"gan-train: training {run_dir} failed: {exc.__class__.__name__}: {exc}", file=sys.stderr)
-        return 1
+        return fail(f"training {run_dir} failed: {exc.__class__.__name__}: {exc}", EXIT_FAILED)
     m = body["metrics"]
     summary = ", ".join(f"{k} {v:.4g}" for k, v in m.items() if isinstance(v, float)) or str(m)
     print(f"gan-train: wrote {run_dir}/metrics.json ({summary})")
-    return 0
+    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -18,17 +18,13 @@ from __future__ import annotations
 
 import json
 import math
-import platform
-import subprocess
 import time
-from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
 import torch
 import yaml
 
-from adversarial_seg import __version__
 from adversarial_seg.gan.config import GANConfig
 from adversarial_seg.gan.data import TensorPairs, digits_splits, ring_centers, ring_splits
 from adversarial_seg.gan.diagnostics import MonitoredStep, diversity_warning
@@ -42,38 +38,13 @@ from adversarial_seg.gan.metrics import (
 )
 from adversarial_seg.gan.trainer import Trainer, atomic_write_bytes, seeded_loader
 from adversarial_seg.gan.variants import build_gan_step
+from adversarial_seg.provenance import git_commit, write_resolved_config
 from adversarial_seg.runtime import Precision, derived_seed, seed_everything
 
 Tensor = torch.Tensor
-LIBRARIES = ("torch", "numpy", "scipy", "scikit-learn", "pydantic", "matplotlib")
 
 
 # --------------------------------------------------------------------------- provenance
-def git_commit() -> str:
-    """HEAD of the checkout the package runs from, ``-dirty`` when tracked files differ; ``unknown`` outside git."""
-    here = Path(__file__).parent
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=here, capture_output=True, text=True, timeout=5
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    if head.returncode != 0:
-        return "unknown"
-    return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
-
-
-def library_versions() -> dict[str, str]:
-    versions = {"adversarial_seg": __version__, "python": platform.python_version()}
-    for name in LIBRARIES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
-
-
 def resume_digest(config: GANConfig) -> str:
     """The config hash without ``train.epochs``: a run may be resumed to train longer."""
     body = config.model_dump(mode="json")
@@ -82,15 +53,8 @@ def resume_digest(config: GANConfig) -> str:
 
 
 def write_config(config: GANConfig, path: Path, command: str) -> None:
-    body = config.model_dump(mode="json")
-    body["provenance"] = {
-        "config_hash": config.digest(),
-        "resume_hash": resume_digest(config),
-        "git_commit": git_commit(),
-        "versions": library_versions(),
-        "command": command,
-    }
-    atomic_write_bytes(path, yaml.safe_dump(body, sort_keys=False).encode())
+    """``config.yaml``: the validated config plus provenance (hash, git commit, versions, command)."""
+    write_resolved_config(config, path, resume_hash=resume_digest(config), command=command)
 
 
 def stored_resume_hash(run_dir: Path) -> str | None:

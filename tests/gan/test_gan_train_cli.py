@@ -48,7 +48,7 @@ def test_unknown_key_in_file_exits_2_from_the_console(tmp_path):
         (["--config", "missing.yaml"], "missing.yaml does not exist"),
         (["--config", str(CONFIG), "--set", "variant=gan"], "key 'variant'"),
         (["--config", str(CONFIG), "--set", "variant=wgan_gp", "--set", "loss.adversarial=hinge"], "wasserstein"),
-        (["--config", str(CONFIG), "--device", "tpu"], "--device 'tpu'"),
+        (["--config", str(CONFIG), "--device", "tpu"], "invalid choice: 'tpu'"),
         (["--config", str(CONFIG), "--resume"], "no checkpoint_last.pt"),
     ],
 )
