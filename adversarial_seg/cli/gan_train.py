@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the work failed; say what and where, keep what was written
         return fail(f"training {run_dir} failed: {exc.__class__.__name__}: {exc}", EXIT_FAILED)
     m = body["metrics"]
-    summary = ", ".join(f"{k} {v:.4g}" for k, v in m.items() if isinstance(v, float)) or str(m)
+    summary = ", ".join(f"{k} {v:.4g}" for k, v in m.items() if isinstance(v, (int, float)))
     print(f"gan-train: wrote {run_dir}/metrics.json ({summary})")
     return EXIT_OK
 

@@ -100,6 +100,7 @@ class TrainConfig(StrictModel):
 class EvalConfig(StrictModel):
     samples: int = Field(270, ge=10)  # per-epoch metrics and final FD / classifier score
     parzen_samples: int = Field(10000, ge=10)
+    every: int = Field(1, ge=1)  # per-epoch metrics and sample grid every N epochs (and the last)
     grid: int = Field(8, ge=1)  # grid side (images per row)
     diversity_ratio: float = Field(0.3, ge=0)
     starved_steps: int = Field(100, ge=1)

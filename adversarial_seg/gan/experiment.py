@@ -215,7 +215,12 @@ def train_gan(
     )
     evaluator = Evaluator(config, data)
 
+    def due(epoch: int) -> bool:
+        return (epoch + 1) % config.eval.every == 0 or epoch + 1 == config.train.epochs
+
     def evaluate(epoch: int) -> dict:
+        if not due(epoch):
+            return {}
         metrics = evaluator.sample_metrics(evaluator.draw(task, config.eval.samples, "epoch"), "val")
         message = diversity_warning(metrics["spread_ratio"], 1.0, config.eval.diversity_ratio)
         if message:
@@ -223,6 +228,8 @@ def train_gan(
         return metrics
 
     def on_epoch_end(epoch: int, row: dict) -> None:
+        if not due(epoch):
+            return
         save_samples(task, evaluator, config, run_dir / "samples" / f"epoch_{epoch + 1:03d}.png", f"{config.variant}, epoch {epoch + 1}")
         save_metrics_plot(trainer.history, run_dir / "metrics.png", f"{config.variant} ({config.data.dataset})")
 

@@ -38,29 +38,33 @@ PARZEN_SIGMAS = tuple(float(s) for s in np.logspace(-2, 0, 21))  # chosen on the
 
 
 # --------------------------------------------------------------------------- Parzen window
-def parzen_log_likelihood(centres: Tensor, points: Tensor, sigma: float, chunk: int = 512) -> Tensor:
+def _squared_distances(centres: Tensor, points: Tensor, chunk: int = 512) -> Tensor:
+    centres, points = centres.double().flatten(1), points.double().flatten(1)
+    return torch.cat([torch.cdist(points[i : i + chunk], centres).square() for i in range(0, len(points), chunk)])
+
+
+def _parzen_from_distances(squared: Tensor, dim: int, sigma: float) -> Tensor:
+    norm = math.log(squared.shape[1]) + 0.5 * dim * math.log(2 * math.pi * sigma**2)
+    return torch.logsumexp(-squared / (2 * sigma**2), dim=1) - norm
+
+
+def parzen_log_likelihood(centres: Tensor, points: Tensor, sigma: float) -> Tensor:
     """log p(x) under an isotropic Gaussian kernel density on ``centres``, for each row of ``points``.
 
     centres (N, D), points (M, D) -> (M,) in nats:
     log p(x) = logsumexp_i(-||x - c_i||^2 / (2 sigma^2)) - log N - D/2 log(2 pi sigma^2).
     """
-    centres, points = centres.double().flatten(1), points.double().flatten(1)
-    n, d = centres.shape
-    norm = math.log(n) + 0.5 * d * math.log(2 * math.pi * sigma**2)
-    out = []
-    for start in range(0, len(points), chunk):
-        x = points[start : start + chunk]
-        sq = torch.cdist(x, centres).square()
-        out.append(torch.logsumexp(-sq / (2 * sigma**2), dim=1) - norm)
-    return torch.cat(out)
+    return _parzen_from_distances(_squared_distances(centres, points), centres[0].numel(), sigma)
 
 
 def parzen_evaluation(samples: Tensor, val: Tensor, test: Tensor, sigmas=PARZEN_SIGMAS) -> dict[str, float]:
     """Goodfellow et al.'s protocol: fit the window on ``samples``, choose sigma by the mean
     log-likelihood of ``val``, report the mean and its standard error on ``test``."""
-    scores = {float(s): float(parzen_log_likelihood(samples, val, s).mean()) for s in sigmas}
+    dim = samples[0].numel()
+    val_sq = _squared_distances(samples, val)
+    scores = {float(s): float(_parzen_from_distances(val_sq, dim, s).mean()) for s in sigmas}
     sigma = max(scores, key=scores.get)
-    ll = parzen_log_likelihood(samples, test, sigma)
+    ll = _parzen_from_distances(_squared_distances(samples, test), dim, sigma)
     return {
         "parzen_ll": float(ll.mean()),
         "parzen_se": float(ll.std(unbiased=True) / math.sqrt(len(ll))),
