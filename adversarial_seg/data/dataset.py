@@ -1,0 +1,211 @@
+"""Training and inference data path (MONAI), built on the transform definitions in ``transforms``.
+
+Training::
+
+    records = validate_dataset(cfg.data)
+    dataset = build_training_dataset(records[train_ids], cfg.data, augment=cfg.train.augment)
+    for epoch in range(start, epochs):
+        loader = epoch_loader(dataset, cfg.train.batch_size, seed, fold, epoch, cfg.train.num_workers)
+        for batch in loader: ...   # batch["image"] (B, C, H, W) float32, batch["label"] (B, 1, H, W) int64
+
+A sample is ``{"image": float32 (C, H, W) or (C, X, Y, Z), "label": int64 (1, H, W) or
+(1, X, Y, Z) class indices, "case": case_id}``. Volumes in 2D mode give one sample per slice (all
+slices, tumour-free ones included); 2D images and 3D patches one sample per case.
+
+Inference::
+
+    case = prepare_case(record, plan)              # case.image: (C, *preprocessed spatial)
+    probabilities = model(...)                     # (K, *preprocessed spatial), softmax
+    native = probabilities_to_native(probabilities, case)   # (K, *native spatial), same grid as input
+    write_prediction(out_dir / f"{record.case_id}{case.suffix}", native, case)
+
+The preprocessed volume's axes are RAS; a 2D model runs on it slice by slice along
+``plan.slice_axis`` (e.g. MONAI ``SliceInferer(spatial_dim=plan.slice_axis)``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from monai.data import CacheDataset, DataLoader, Dataset, MetaTensor
+from monai.transforms import Compose, Invertd
+
+from ..runtime import derived_seed
+from .io import label_suffix, write_label
+from .layouts import CaseRecord
+from .transforms import (
+    DataPlan,
+    LoadCase,
+    augmentation_transforms,
+    case_item,
+    make_plan,
+    preprocessing_transforms,
+)
+
+
+def _plain(tensor) -> torch.Tensor:
+    """A plain tensor: samples drop MONAI metadata, which training does not use and collation slows."""
+    return tensor.as_tensor() if isinstance(tensor, MetaTensor) else torch.as_tensor(tensor)
+
+
+class SegmentationDataset(torch.utils.data.Dataset):
+    """Cached preprocessed cases, expanded into training samples, with seeded augmentation.
+
+    ``preprocessed[i]`` holds case i after ``LoadCase`` + ``preprocessing_transforms`` (cached
+    once by MONAI ``CacheDataset`` when ``data.cache``); ``samples`` lists (case index, slice index
+    or -1). Each sample is cut from the cache and then augmented.
+    """
+
+    def __init__(self, records: list[CaseRecord], plan: DataPlan, augment: bool = True,
+                 cache: bool = True, cache_workers: int = 2):
+        if not records:
+            raise ValueError("no cases to build a dataset from; check the fold's case list")
+        self.plan = plan
+        self.records = list(records)
+        self.preprocess = preprocessing_transforms(plan)
+        # Flat list: CacheDataset stops caching at a nested Compose (it counts as randomizable).
+        pipeline = Compose([LoadCase(plan), *self.preprocess.transforms])
+        items = [case_item(r) for r in self.records]
+        if cache:
+            # copy_cache=False: samples are cut (and cloned) from the cache, never modified in it.
+            self.preprocessed = CacheDataset(items, pipeline, cache_rate=1.0, num_workers=cache_workers,
+                                             copy_cache=False, progress=False)
+        else:
+            self.preprocessed = Dataset(items, pipeline)
+        self.augment = augmentation_transforms(plan) if augment else None
+        self.samples = self._index_samples(cache)
+
+    def _index_samples(self, cache: bool) -> list[tuple[int, int]]:
+        if self.plan.model_dims == 3 or self.plan.file_dims == 2:
+            return [(i, -1) for i in range(len(self.records))]
+        samples = []
+        for i in range(len(self.records)):
+            # Without a cache this reads each case once more: the slice count is not in the header
+            # once resampling is involved.
+            slices = self.preprocessed[i]["image"].shape[1 + self.plan.slice_axis]
+            samples += [(i, k) for k in range(slices)]
+        return samples
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> dict:
+        case_index, slice_index = self.samples[index]
+        volume = self.preprocessed[case_index]
+        image, label = _plain(volume["image"]), _plain(volume["label"])
+        if slice_index >= 0:
+            axis = 1 + self.plan.slice_axis
+            image, label = image.select(axis, slice_index), label.select(axis, slice_index)
+        sample = {"image": image.clone(), "label": label.clone()}
+        if self.augment is not None:
+            sample = self.augment(sample)
+        return {
+            "image": _plain(sample["image"]).float().contiguous(),
+            "label": _plain(sample["label"]).round().long().contiguous(),
+            "case": self.records[case_index].case_id,
+        }
+
+    def set_random_state(self, seed: int) -> None:
+        """Seed every random transform; MONAI's DataLoader workers call this with their own seed."""
+        if self.augment is not None:
+            self.augment.set_random_state(seed=seed)
+
+    def slice_labels(self) -> list[tuple[str, int, bool]]:
+        """(case, slice, has foreground) per sample, e.g. for reporting tumour-bearing slices."""
+        rows = []
+        for case_index, slice_index in self.samples:
+            label = _plain(self.preprocessed[case_index]["label"])
+            if slice_index >= 0:
+                label = label.select(1 + self.plan.slice_axis, slice_index)
+            rows.append((self.records[case_index].case_id, slice_index, bool((label > 0).any())))
+        return rows
+
+
+def build_training_dataset(
+    records: list[CaseRecord], data_cfg, augment: bool = True, plan: DataPlan | None = None
+) -> SegmentationDataset:
+    """Dataset of training samples for ``records`` (validate them first with ``validate_dataset``)."""
+    plan = plan or make_plan(data_cfg, records)
+    return SegmentationDataset(records, plan, augment=augment, cache=data_cfg.cache)
+
+
+def set_epoch_seed(dataset: SegmentationDataset, seed: int, fold: int, epoch: int) -> torch.Generator:
+    """Seed the dataset's random transforms from (seed, fold, epoch); return the DataLoader generator.
+
+    With ``num_workers > 0`` MONAI's ``worker_init_fn`` reseeds each worker's copy of the
+    transforms from the worker seed, which torch derives from this generator: still a function
+    of (seed, fold, epoch) only, so a resumed run repeats an uninterrupted one.
+    """
+    dataset.set_random_state(derived_seed(seed, fold, epoch, "augment"))
+    generator = torch.Generator()
+    generator.manual_seed(derived_seed(seed, fold, epoch, "loader"))
+    return generator
+
+
+def epoch_loader(dataset: SegmentationDataset, batch_size: int, seed: int, fold: int, epoch: int,
+                 num_workers: int = 0, shuffle: bool = True, drop_last: bool = False) -> DataLoader:
+    """A MONAI DataLoader for one epoch, every random source derived from (seed, fold, epoch)."""
+    generator = set_epoch_seed(dataset, seed, fold, epoch)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers,
+                      generator=generator, drop_last=drop_last)
+
+
+# --------------------------------------------------------------------------- inference
+
+
+@dataclass
+class CaseInput:
+    """One case ready for inference, plus what maps the output back to its native grid.
+
+    ``image``: MetaTensor (C, *preprocessed spatial) with the applied operations recorded;
+    ``props``: native geometry of the reference channel (and of the label map to write);
+    ``suffix``: file ending for the prediction (the input's format).
+    """
+
+    case_id: str
+    image: MetaTensor
+    props: dict
+    plan: DataPlan
+    preprocess: Compose
+    suffix: str
+
+
+def prepare_case(record: CaseRecord, plan: DataPlan) -> CaseInput:
+    """Load and preprocess one case with the training transform definitions (no augmentation)."""
+    preprocess = preprocessing_transforms(plan)
+    item = case_item(record)
+    item["label_path"] = None  # inference never needs the reference; scoring reads it natively
+    loaded = preprocess(LoadCase(plan)(item))
+    return CaseInput(record.case_id, loaded["image"], loaded["props"], plan, preprocess,
+                     label_suffix(loaded["props"]))
+
+
+def probabilities_to_native(probabilities: torch.Tensor, case: CaseInput) -> torch.Tensor:
+    """Class probabilities (K, *preprocessed spatial) -> (K, *native spatial), float32.
+
+    Inverts the preprocessing (resize / resampling with linear interpolation, reorientation), so
+    the argmax is taken afterwards, in native geometry.
+    """
+    probabilities = torch.as_tensor(probabilities).detach().float().cpu()
+    if tuple(probabilities.shape[1:]) != tuple(case.image.shape[1:]):
+        raise ValueError(
+            f"probabilities for case {case.case_id} have spatial shape {tuple(probabilities.shape[1:])}, "
+            f"expected the preprocessed shape {tuple(case.image.shape[1:])}"
+        )
+    invert = Invertd(keys="pred", transform=case.preprocess, orig_keys="image", nearest_interp=False)
+    native = invert({"image": case.image, "pred": probabilities})["pred"]
+    return torch.as_tensor(native).float()
+
+
+def native_label_values(native_probabilities: torch.Tensor, case: CaseInput) -> np.ndarray:
+    """Argmax over classes on the native grid, as label values (e.g. 0/255 or 0/1/2/3)."""
+    classes = torch.as_tensor(native_probabilities).argmax(dim=0).numpy()
+    return case.plan.scheme.to_label_values(classes)
+
+
+def write_prediction(path: str | Path, native_probabilities: torch.Tensor, case: CaseInput) -> Path:
+    """Write the label map (native label values, input format and geometry) atomically."""
+    return write_label(path, native_label_values(native_probabilities, case), case.props)

@@ -1,0 +1,214 @@
+"""Transform definitions shared by training and inference (one place, so inference can invert them).
+
+Pipeline for one case (MONAI dictionary transforms, keys ``image`` and ``label``):
+
+1. ``LoadCase`` (deterministic): reads the channel files with ``read_image``, resamples channels
+   on other grids onto the reference channel's grid (MONAI ``ResampleToMatch``), reads the label
+   and maps label values to class indices. ``image``: MetaTensor ``(C, *spatial)`` carrying the
+   native affine; ``label``: ``(1, *spatial)`` class indices.
+2. ``preprocessing_transforms(plan)`` (deterministic, invertible, cached once):
+   volumes: ``Orientationd`` to RAS, then ``Spacingd`` to ``data.spacing`` or ``Resized`` to
+   ``data.size``; 2D images: ``Resized`` to ``data.size``; then per-channel z-score.
+3. ``augmentation_transforms(plan)`` (random, per training sample): flips, a small in-plane
+   rotation, intensity scale and shift; for 3D patches a random crop first.
+
+2D vs 3D switch (``DataPlan``): 2D image files always train in 2D. Volumes train as 2D slices
+along ``slice_axis`` unless ``data.size`` has three entries, which means 3D training on patches
+of that size (volumes are padded up to it). ``slice_axis`` counts axes after reorientation to RAS
+(0 sagittal, 1 coronal, 2 axial); when ``data.slice_axis`` is unset it is the axis with the
+largest voxel spacing (ties: the last, i.e. axial).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import torch
+from monai.data import MetaTensor
+from monai.utils import MetaKeys, SpaceKeys
+from monai.transforms import (
+    Compose,
+    NormalizeIntensityd,
+    Orientationd,
+    RandFlipd,
+    RandRotated,
+    RandScaleIntensityd,
+    RandShiftIntensityd,
+    RandSpatialCropd,
+    ResampleToMatch,
+    Resized,
+    ResizeWithPadOrCropd,
+    Spacingd,
+    SpatialPadd,
+    Transform,
+)
+
+from .io import read_image, read_label
+from .labels import LabelScheme
+from .layouts import CaseRecord
+
+KEYS = ("image", "label")
+# Small in-plane rotation (radians, about 15 degrees): prostate and skin images are not rotation-invariant.
+MAX_ROTATION = 0.26
+
+
+@dataclass(frozen=True)
+class DataPlan:
+    """Everything the transforms need, resolved once per dataset from the config and the files.
+
+    ``file_dims``: spatial dims of the image files (2 for PNG, 3 for volumes). ``model_dims``: 2 or
+    3, what the network sees. ``slice_axis``: for volumes in 2D, in the RAS-oriented array (else
+    None). ``size`` / ``spacing``: from ``data.size`` / ``data.spacing``. ``patch_size``: 3D only.
+    """
+
+    scheme: LabelScheme
+    file_dims: int
+    model_dims: int
+    slice_axis: int | None
+    size: tuple[int, ...] | None
+    spacing: tuple[float, ...] | None
+    patch_size: tuple[int, ...] | None
+    reference_index: int = 0
+
+
+def ras_spacing(affine: np.ndarray) -> tuple[float, ...]:
+    """Voxel spacing (mm) listed along the RAS-reoriented axes (what ``Orientationd('RAS')`` yields)."""
+    voxel_spacing = nib.affines.voxel_sizes(affine)
+    orientation = nib.orientations.io_orientation(affine)  # row i: world axis of voxel axis i
+    spacing = [0.0, 0.0, 0.0]
+    for voxel_axis, (world_axis, _) in enumerate(orientation):
+        spacing[int(world_axis)] = float(voxel_spacing[voxel_axis])
+    return tuple(spacing)
+
+
+def default_slice_axis(affine: np.ndarray) -> int:
+    """The RAS axis with the largest spacing; ties go to the last (axial for isotropic data)."""
+    spacing = ras_spacing(affine)
+    return max(range(3), key=lambda axis: (round(spacing[axis], 3), axis))
+
+
+def make_plan(data_cfg, records: list[CaseRecord]) -> DataPlan:
+    """Resolve the 2D/3D switch, slice axis and reference channel from config + first case."""
+    from .validate import reference_channel_index
+
+    scheme = LabelScheme.from_config(data_cfg)
+    reference = reference_channel_index(data_cfg, data_cfg.channels)
+    first = records[0]
+    _, props = read_image(first.image_paths[min(reference, len(first.image_paths) - 1)])
+    file_dims = len(props["spatial_shape"])
+    size = tuple(int(s) for s in data_cfg.size) if data_cfg.size else None
+    spacing = tuple(float(s) for s in data_cfg.spacing) if data_cfg.spacing else None
+    if file_dims == 2:
+        if size is not None and len(size) != 2:
+            raise ValueError(f"data.size {list(size)} must have 2 entries (H, W) for 2D images")
+        return DataPlan(scheme, 2, 2, None, size, None, None, reference)
+    if size is not None and len(size) == 3:
+        return DataPlan(scheme, 3, 3, None, None, spacing, size, reference)
+    if size is not None and len(size) != 2:
+        raise ValueError(f"data.size {list(size)}: give 2 entries (2D slices) or 3 (3D patches)")
+    axis = data_cfg.slice_axis if data_cfg.slice_axis is not None else default_slice_axis(props["affine"])
+    return DataPlan(scheme, 3, 2, int(axis), size, spacing, None, reference)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def case_item(record: CaseRecord) -> dict:
+    """The dataset item a ``LoadCase`` reads (plain data, cheap to copy into workers)."""
+    return {
+        "case": record.case_id,
+        "image_paths": [str(p) for p in record.image_paths],
+        "label_path": None if record.label_path is None else str(record.label_path),
+    }
+
+
+def _meta_tensor(array: np.ndarray, props: dict) -> MetaTensor:
+    return MetaTensor(
+        torch.from_numpy(np.ascontiguousarray(array)),
+        affine=torch.as_tensor(props["affine"], dtype=torch.float64),
+        # Our affines are RAS (io.py converts ITK's LPS at the edge); MONAI reads the space from meta.
+        meta={"filename_or_obj": props.get("path", ""), "spatial_shape": props["spatial_shape"],
+              MetaKeys.SPACE: SpaceKeys.RAS},
+    )
+
+
+class LoadCase(Transform):
+    """``case_item`` dict -> {"case", "image": (C, *spatial), "label": (1, *spatial) class indices,
+    "props": native geometry of the reference channel}. Deterministic: a MONAI ``Transform`` (not
+    random), so ``CacheDataset`` caches through it."""
+
+    def __init__(self, plan: DataPlan):
+        self.plan = plan
+        self._resample = ResampleToMatch(mode="bilinear", padding_mode="border")
+
+    def __call__(self, item: dict) -> dict:
+        loaded = [read_image(Path(p)) for p in item["image_paths"]]
+        reference = min(self.plan.reference_index, len(loaded) - 1)
+        reference_array, reference_props = loaded[reference]
+        destination = _meta_tensor(reference_array[:1], reference_props)
+        channels = []
+        for array, props in loaded:
+            tensor = _meta_tensor(array, props)
+            on_other_grid = tuple(props["spatial_shape"]) != tuple(reference_props["spatial_shape"]) or not (
+                np.allclose(props["affine"], reference_props["affine"], atol=1e-3)
+            )
+            if on_other_grid and self.plan.file_dims == 3:
+                tensor = self._resample(tensor, destination)
+            channels.append(torch.as_tensor(tensor))
+        image = _meta_tensor(torch.cat(channels).numpy(), reference_props)
+        out = {"case": item["case"], "image": image, "props": reference_props}
+        if item.get("label_path"):
+            scheme = self.plan.scheme
+            labels, _ = read_label(Path(item["label_path"]), scheme.mask_threshold, scheme.foreground_value)
+            out["label"] = _meta_tensor(scheme.to_class_indices(labels)[None].astype(np.float32), reference_props)
+        return out
+
+
+# --------------------------------------------------------------------------- transform definitions
+
+
+def preprocessing_transforms(plan: DataPlan) -> Compose:
+    """Deterministic, invertible preprocessing (keys ``image`` and optional ``label``)."""
+    common = {"keys": KEYS, "allow_missing_keys": True}
+    steps = []
+    if plan.file_dims == 3:
+        steps.append(Orientationd(axcodes="RAS", labels=None, **common))
+        if plan.spacing is not None:
+            steps.append(Spacingd(pixdim=plan.spacing, mode=("bilinear", "nearest"), **common))
+        if plan.model_dims == 2 and plan.size is not None:
+            in_plane = list(plan.size)
+            in_plane.insert(plan.slice_axis, -1)  # -1 keeps the number of slices
+            if plan.spacing is not None:  # resampled already: pad or crop to a common in-plane size
+                steps.append(ResizeWithPadOrCropd(spatial_size=in_plane, **common))
+            else:
+                steps.append(Resized(spatial_size=in_plane, mode=("bilinear", "nearest"), **common))
+        if plan.model_dims == 3:
+            steps.append(SpatialPadd(spatial_size=plan.patch_size, **common))
+    elif plan.size is not None:
+        steps.append(Resized(spatial_size=plan.size, mode=("area", "nearest"), **common))
+    # z-score per channel; for 8-bit RGB this equals scaling to [0, 1] and then z-scoring.
+    steps.append(NormalizeIntensityd(keys="image", channel_wise=True))
+    return Compose(steps)
+
+
+def augmentation_transforms(plan: DataPlan) -> Compose:
+    """Random training augmentation on one sample: (C, H, W) slices/images or (C, X, Y, Z) patches."""
+    common = {"keys": KEYS, "allow_missing_keys": True}
+    steps = []
+    if plan.model_dims == 3:
+        steps.append(RandSpatialCropd(roi_size=plan.patch_size, random_size=False, **common))
+        rotation = {"range_z": MAX_ROTATION}  # about the axial (superior) axis of the RAS volume
+    else:
+        rotation = {"range_x": MAX_ROTATION}  # the only angle of a 2D rotation
+    steps += [
+        RandFlipd(spatial_axis=0, prob=0.5, **common),
+        RandFlipd(spatial_axis=1, prob=0.5, **common),
+        RandRotated(prob=0.5, mode=("bilinear", "nearest"), padding_mode="zeros", keep_size=True,
+                    **rotation, **common),
+        RandScaleIntensityd(keys="image", factors=0.1, prob=0.5),
+        RandShiftIntensityd(keys="image", offsets=0.1, prob=0.5),
+    ]
+    return Compose(steps)
