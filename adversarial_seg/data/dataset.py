@@ -113,14 +113,15 @@ class SegmentationDataset(torch.utils.data.Dataset):
         if self.augment is not None:
             self.augment.set_random_state(seed=seed)
 
-    def slice_labels(self) -> list[tuple[str, int, bool]]:
-        """(case, slice, has foreground) per sample, e.g. for reporting tumour-bearing slices."""
+    def sample_classes(self) -> list[tuple[str, int, tuple[int, ...]]]:
+        """(case, slice or -1, class indices present) per sample, e.g. to count tumour-bearing slices."""
         rows = []
         for case_index, slice_index in self.samples:
             label = _plain(self.preprocessed[case_index]["label"])
             if slice_index >= 0:
                 label = label.select(1 + self.plan.slice_axis, slice_index)
-            rows.append((self.records[case_index].case_id, slice_index, bool((label > 0).any())))
+            present = tuple(int(v) for v in torch.unique(label.round().long()))
+            rows.append((self.records[case_index].case_id, slice_index, present))
         return rows
 
 

@@ -190,7 +190,7 @@ def preprocessing_transforms(plan: DataPlan) -> Compose:
     elif plan.size is not None:
         steps.append(Resized(spatial_size=plan.size, mode=("area", "nearest"), **common))
     # z-score per channel; for 8-bit RGB this equals scaling to [0, 1] and then z-scoring.
-    steps.append(NormalizeIntensityd(keys="image", channel_wise=True))
+    steps.append(NormalizeIntensityd(keys="image", channel_wise=True, allow_missing_keys=True))
     return Compose(steps)
 
 

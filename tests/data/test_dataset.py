@@ -1,0 +1,136 @@
+"""Training samples, per-epoch seeding, and inference that maps back onto the native grid."""
+
+from __future__ import annotations
+
+import nibabel as nib
+import numpy as np
+import torch
+
+from adversarial_seg.config import DataConfig
+from adversarial_seg.data.dataset import (
+    build_training_dataset, epoch_loader, native_label_values, prepare_case, probabilities_to_native,
+    write_prediction,
+)
+from adversarial_seg.data.io import read_label
+from adversarial_seg.data.layouts import discover_cases
+from adversarial_seg.data.phantoms import write_prostate_phantoms
+from adversarial_seg.data.transforms import LoadCase, case_item, default_slice_axis, make_plan
+from adversarial_seg.data.validate import validate_dataset
+
+from .conftest import phantom_config
+
+
+def one_hot(class_indices: torch.Tensor, classes: int) -> torch.Tensor:
+    """(1, *spatial) class indices -> (K, *spatial) probabilities that are exactly 0 or 1."""
+    encoded = torch.nn.functional.one_hot(torch.as_tensor(class_indices)[0].long(), classes)
+    return encoded.movedim(-1, 0).float()
+
+
+def test_slice_axis_is_the_largest_spacing_after_reorientation():
+    assert default_slice_axis(np.diag([0.6, 0.6, 3.6, 1.0])) == 2
+    # Voxel axis 0 is superior with 4 mm spacing: after RAS reorientation it is axis 2.
+    affine = np.array([[0, 0.5, 0, 0], [0, 0, 0.5, 0], [4.0, 0, 0, 0], [0, 0, 0, 1]])
+    assert default_slice_axis(affine) == 2
+    assert default_slice_axis(np.diag([1.0, 1.0, 1.0, 1.0])) == 2  # isotropic: axial
+
+
+def test_volume_slices_samples_and_seeding(prostate_phantoms):
+    data = phantom_config("prostate", prostate_phantoms, size=[48, 48])
+    dataset = build_training_dataset(validate_dataset(data), data)
+    assert (dataset.plan.model_dims, dataset.plan.slice_axis) == (2, 2)
+    assert len(dataset) == 4 * 16  # every slice, tumour-free ones included
+    sample = dataset[20]
+    assert sample["image"].shape == (2, 48, 48) and sample["image"].dtype == torch.float32
+    assert sample["label"].shape == (1, 48, 48) and sample["label"].dtype == torch.int64
+    assert sample["case"] == "prostate_001" and type(sample["image"]) is torch.Tensor
+    tumour_slices = sum(3 in classes for _, _, classes in dataset.sample_classes())
+    assert 0 < tumour_slices < len(dataset) / 2
+
+    first = next(iter(epoch_loader(dataset, 8, seed=7, fold=1, epoch=3)))
+    again = next(iter(epoch_loader(dataset, 8, seed=7, fold=1, epoch=3)))
+    later = next(iter(epoch_loader(dataset, 8, seed=7, fold=1, epoch=4)))
+    assert first["image"].shape == (8, 2, 48, 48) and first["label"].shape == (8, 1, 48, 48)
+    assert torch.equal(first["image"], again["image"]) and first["case"] == again["case"]
+    assert not torch.equal(first["image"], later["image"])
+    assert set(first["label"].unique().tolist()) <= {0, 1, 2, 3}
+
+
+def test_preprocessing_normalises_each_channel(prostate_phantoms):
+    data = phantom_config("prostate", prostate_phantoms)
+    dataset = build_training_dataset(discover_cases(data)[:1], data, augment=False)
+    image = torch.as_tensor(dataset.preprocessed[0]["image"])
+    assert image.shape == (2, 96, 96, 16)
+    torch.testing.assert_close(image.mean(dim=(1, 2, 3)), torch.zeros(2), atol=1e-4, rtol=0)
+    torch.testing.assert_close(image.std(dim=(1, 2, 3), unbiased=False), torch.ones(2), atol=1e-3, rtol=0)
+
+
+def test_oblique_lps_volume_inverts_exactly_and_writes_native_geometry(tmp_path):
+    root = write_prostate_phantoms(tmp_path / "p", cases=1, seed=2, oblique=True, ras=False)
+    data = phantom_config("prostate", root)
+    records = validate_dataset(data)
+    plan = make_plan(data, records)
+    case = prepare_case(records[0], plan)
+    labels_in_training = LoadCase(plan)(case_item(records[0]))
+    preprocess = case.preprocess
+    training_label = preprocess({"label": labels_in_training["label"]})["label"]
+    assert case.image.shape[1:] == training_label.shape[1:]
+    # An LPS file becomes RAS: the preprocessed array is the native one flipped in x and y.
+    native_labels, native_props = read_label(records[0].label_path)
+    np.testing.assert_array_equal(np.asarray(training_label[0]), native_labels[::-1, ::-1])
+
+    probabilities = one_hot(training_label, 4)
+    native = probabilities_to_native(probabilities, case)
+    assert native.shape == (4, 96, 96, 16)
+    np.testing.assert_array_equal(native_label_values(native, case), native_labels)
+    out = write_prediction(tmp_path / f"pred/{case.case_id}{case.suffix}", native, case)
+    written = nib.load(out)
+    np.testing.assert_allclose(written.affine, native_props["affine"], atol=1e-5)
+    np.testing.assert_array_equal(np.asanyarray(written.dataobj), native_labels)
+
+
+def test_resized_2d_images_map_back_to_native_size(ph2_like, tmp_path):
+    data = DataConfig(root=ph2_like, labels={"background": 0, "lesion": 255}, size=[32, 32])
+    records = validate_dataset(data)
+    dataset = build_training_dataset(records, data, augment=True)
+    assert dataset[0]["image"].shape == (3, 32, 32) and len(dataset) == 6
+    case = prepare_case(records[0], dataset.plan)
+    label = torch.as_tensor(dataset.preprocessed[0]["label"])
+    native = probabilities_to_native(one_hot(label, 2), case)
+    assert native.shape == (2, 12, 20)
+    reference, _ = read_label(records[0].label_path)
+    np.testing.assert_array_equal(native_label_values(native, case), reference)  # 0/255 again
+    write_prediction(tmp_path / f"{case.case_id}{case.suffix}", native, case)
+    np.testing.assert_array_equal(read_label(tmp_path / "IMD002.png")[0], reference)
+
+
+def test_channel_on_another_grid_is_resampled_onto_the_reference(tmp_path):
+    """ADC holds a linear function of world x; after resampling it must equal that function on
+    the T2 grid (linear interpolation reproduces a linear function exactly inside the grid)."""
+    root = tmp_path / "nn"
+    t2_affine = np.diag([1.0, 1.0, 3.0, 1.0])
+    adc_affine = np.diag([2.0, 2.0, 3.0, 1.0])
+    adc_affine[:3, 3] = [0.5, 0.5, 0.0]  # voxel centres of a 2x coarser grid over the same field
+    x_world = (np.arange(4) * 2.0 + 0.5)[:, None, None] * np.ones((4, 4, 3))
+    (root / "imagesTr").mkdir(parents=True)
+    (root / "labelsTr").mkdir()
+    nib.save(nib.Nifti1Image(np.ones((8, 8, 3), np.float32), t2_affine), root / "imagesTr/c_0000.nii.gz")
+    nib.save(nib.Nifti1Image(x_world.astype(np.float32), adc_affine), root / "imagesTr/c_0001.nii.gz")
+    nib.save(nib.Nifti1Image(np.zeros((8, 8, 3), np.uint8), t2_affine), root / "labelsTr/c.nii.gz")
+    data = DataConfig(root=root, layout="nnunet", channels=["T2", "ADC"], reference_channel="T2")
+    records = validate_dataset(data)
+    loaded = LoadCase(make_plan(data, records))(case_item(records[0]))
+    adc_on_t2 = np.asarray(loaded["image"][1])
+    assert adc_on_t2.shape == (8, 8, 3)
+    expected = np.arange(8, dtype=np.float32)  # world x of the T2 voxel centres
+    np.testing.assert_allclose(adc_on_t2[1:7, 3, 1], expected[1:7], atol=1e-4)
+
+
+def test_three_d_patches_when_size_has_three_entries(prostate_phantoms):
+    data = phantom_config("prostate", prostate_phantoms, size=[32, 32, 8], spacing=[1.2, 1.2, 3.6])
+    dataset = build_training_dataset(discover_cases(data)[:2], data)
+    assert dataset.plan.model_dims == 3 and len(dataset) == 2
+    volume = dataset.preprocessed[0]["image"]
+    assert volume.shape[1] in (48, 49) and volume.shape[3] == 16  # 96 x 0.6 mm at 1.2 mm
+    np.testing.assert_allclose(np.linalg.norm(np.asarray(volume.affine)[:3, :3], axis=0), (1.2, 1.2, 3.6), atol=1e-5)
+    sample = dataset[0]
+    assert sample["image"].shape == (2, 32, 32, 8) and sample["label"].shape == (1, 32, 32, 8)
