@@ -5,7 +5,7 @@ Training::
     records = validate_dataset(cfg.data)
     dataset = build_training_dataset(records[train_ids], cfg.data, augment=cfg.train.augment)
     for epoch in range(start, epochs):
-        loader = epoch_loader(dataset, cfg.train.batch_size, seed, fold, epoch, cfg.train.num_workers)
+        loader = seeded_loader(dataset, cfg.train.batch_size, seed, (fold,), epoch)  # gan/trainer.py
         for batch in loader: ...   # batch["image"] (B, C, H, W) float32, batch["label"] (B, 1, H, W) int64
 
 A sample is ``{"image": float32 (C, H, W) or (C, X, Y, Z), "label": int64 (1, H, W) or
@@ -30,10 +30,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from monai.data import CacheDataset, DataLoader, Dataset, MetaTensor
+from monai.data import CacheDataset, Dataset, MetaTensor
 from monai.transforms import Compose, Invertd
 
-from ..runtime import derived_seed
 from .io import label_suffix, write_label
 from .layouts import CaseRecord
 from .transforms import (
@@ -133,27 +132,6 @@ def build_training_dataset(
     return SegmentationDataset(records, plan, augment=augment, cache=data_cfg.cache)
 
 
-def set_epoch_seed(dataset: SegmentationDataset, seed: int, fold: int, epoch: int) -> torch.Generator:
-    """Seed the dataset's random transforms from (seed, fold, epoch); return the DataLoader generator.
-
-    With ``num_workers > 0`` MONAI's ``worker_init_fn`` reseeds each worker's copy of the
-    transforms from the worker seed, which torch derives from this generator: still a function
-    of (seed, fold, epoch) only, so a resumed run repeats an uninterrupted one.
-    """
-    dataset.set_random_state(derived_seed(seed, fold, epoch, "augment"))
-    generator = torch.Generator()
-    generator.manual_seed(derived_seed(seed, fold, epoch, "loader"))
-    return generator
-
-
-def epoch_loader(dataset: SegmentationDataset, batch_size: int, seed: int, fold: int, epoch: int,
-                 num_workers: int = 0, shuffle: bool = True, drop_last: bool = False) -> DataLoader:
-    """A MONAI DataLoader for one epoch, every random source derived from (seed, fold, epoch)."""
-    generator = set_epoch_seed(dataset, seed, fold, epoch)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers,
-                      generator=generator, drop_last=drop_last)
-
-
 # --------------------------------------------------------------------------- inference
 
 
@@ -197,7 +175,8 @@ def probabilities_to_native(probabilities: torch.Tensor, case: CaseInput) -> tor
             f"expected the preprocessed shape {tuple(case.image.shape[1:])}"
         )
     invert = Invertd(keys="pred", transform=case.preprocess, orig_keys="image", nearest_interp=False)
-    native = invert({"image": case.image, "pred": probabilities})["pred"]
+    # A plain tensor would make Invertd look for a separate trace key, warn and return it uninverted.
+    native = invert({"image": case.image, "pred": MetaTensor(probabilities)})["pred"]
     return torch.as_tensor(native).float()
 
 

@@ -7,8 +7,9 @@ import numpy as np
 import torch
 
 from adversarial_seg.config import DataConfig
+from adversarial_seg.gan.trainer import seeded_loader
 from adversarial_seg.data.dataset import (
-    build_training_dataset, epoch_loader, native_label_values, prepare_case, probabilities_to_native,
+    build_training_dataset, native_label_values, prepare_case, probabilities_to_native,
     write_prediction,
 )
 from adversarial_seg.data.io import read_label
@@ -46,9 +47,9 @@ def test_volume_slices_samples_and_seeding(prostate_phantoms):
     tumour_slices = sum(3 in classes for _, _, classes in dataset.sample_classes())
     assert 0 < tumour_slices < len(dataset) / 2
 
-    first = next(iter(epoch_loader(dataset, 8, seed=7, fold=1, epoch=3)))
-    again = next(iter(epoch_loader(dataset, 8, seed=7, fold=1, epoch=3)))
-    later = next(iter(epoch_loader(dataset, 8, seed=7, fold=1, epoch=4)))
+    first = next(iter(seeded_loader(dataset, 8, seed=7, stream=(1,), epoch=3)))
+    again = next(iter(seeded_loader(dataset, 8, seed=7, stream=(1,), epoch=3)))
+    later = next(iter(seeded_loader(dataset, 8, seed=7, stream=(1,), epoch=4)))
     assert first["image"].shape == (8, 2, 48, 48) and first["label"].shape == (8, 1, 48, 48)
     assert torch.equal(first["image"], again["image"]) and first["case"] == again["case"]
     assert not torch.equal(first["image"], later["image"])
@@ -95,7 +96,8 @@ def test_resized_2d_images_map_back_to_native_size(ph2_like, tmp_path):
     assert dataset[0]["image"].shape == (3, 32, 32) and len(dataset) == 6
     case = prepare_case(records[0], dataset.plan)
     label = torch.as_tensor(dataset.preprocessed[0]["label"])
-    native = probabilities_to_native(one_hot(label, 2), case)
+    # a model's output is a plain tensor without MONAI's metadata
+    native = probabilities_to_native(one_hot(label, 2).as_tensor(), case)
     assert native.shape == (2, 12, 20)
     reference, _ = read_label(records[0].label_path)
     np.testing.assert_array_equal(native_label_values(native, case), reference)  # 0/255 again
