@@ -1,6 +1,7 @@
 """Run gan-train on the shipped GAN configs and record the measured results for the docs.
 
     python scripts/bench/gan_results.py [NAME ...]     # default: every configs/gan/*.yaml
+    python scripts/bench/gan_results.py --render-only  # tables only, from docs/results/gan/*.json
 
 For each NAME it runs ``gan-train --config configs/gan/NAME.yaml --output runs/gan_results/NAME
 --device cpu --quiet`` in a fresh run directory with one CPU thread (OMP_NUM_THREADS=1), times the
@@ -66,6 +67,9 @@ def render_docs() -> None:
 
 
 def main(argv: list[str]) -> int:
+    if argv == ["--render-only"]:  # re-render docs/gan.md from the stored JSON files
+        render_docs()
+        return 0
     names = argv or sorted(p.stem for p in (REPO / "configs" / "gan").glob("*.yaml"))
     for name in names:
         run_one(name)
