@@ -89,8 +89,10 @@ class ModelConfig(_Strict):
 
 class LossConfig(_Strict):
     supervised: Literal["ce", "dice_ce"] = "ce"
+    # least_squares by default: with the logistic losses the demo's hybrid run collapsed to an
+    # empty prediction (docs/performance.md, "Adversarial loss and stability").
     adversarial: Literal["minimax", "non_saturating", "least_squares", "hinge", "wasserstein"] = (
-        "non_saturating"
+        "least_squares"
     )
     w_sup: float | None = Field(None, ge=0)
     w_adv: float | None = Field(None, ge=0)
