@@ -25,7 +25,9 @@ class ConfigError(ValueError):
     """A config the user wrote is wrong; the message names the key and the fix."""
 
 
-class _Strict(BaseModel):
+class StrictModel(BaseModel):
+    """Base of every config section (segmentation and GAN): unknown keys are errors."""
+
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
@@ -39,7 +41,7 @@ class _WithKwargs(BaseModel):
         return dict(self.model_extra or {})
 
 
-class SyntheticConfig(_Strict):
+class SyntheticConfig(StrictModel):
     """Phantom dataset written into the run directory when ``data.root`` is not given."""
 
     kind: Literal["prostate", "skin"] = "prostate"
@@ -48,7 +50,7 @@ class SyntheticConfig(_Strict):
     size: list[int] | None = None
 
 
-class DataConfig(_Strict):
+class DataConfig(StrictModel):
     root: Path | None = None
     layout: Literal["folder", "msd", "nnunet"] = "folder"
     group: dict[Literal["column", "regex"], str] | None = None
@@ -78,7 +80,7 @@ class DiscriminatorConfig(_WithKwargs):
     input_scale: float = Field(0.5, gt=0, le=1)
 
 
-class ModelConfig(_Strict):
+class ModelConfig(StrictModel):
     segmentor: _WithKwargs = Field(
         default_factory=lambda: _WithKwargs(
             name="UNet", channels=[16, 32, 64, 128, 256], strides=[2, 2, 2, 2], num_res_units=2
@@ -87,7 +89,7 @@ class ModelConfig(_Strict):
     discriminator: DiscriminatorConfig = Field(default_factory=DiscriminatorConfig)
 
 
-class LossConfig(_Strict):
+class LossConfig(StrictModel):
     supervised: Literal["ce", "dice_ce"] = "ce"
     # least_squares by default: with the logistic losses the demo's hybrid run collapsed to an
     # empty prediction (docs/performance.md, "Adversarial loss and stability").
@@ -101,7 +103,7 @@ class LossConfig(_Strict):
     gradient_penalty: float = Field(0.0, ge=0)
 
 
-class TrainConfig(_Strict):
+class TrainConfig(StrictModel):
     epochs: int = Field(50, ge=1)
     batch_size: int = Field(8, ge=1)
     d_steps: int = Field(1, ge=1)
@@ -116,20 +118,20 @@ class TrainConfig(_Strict):
     augment: bool = True
 
 
-class CVConfig(_Strict):
+class CVConfig(StrictModel):
     folds: int = Field(5, ge=2)
     seed: int = 0
     splits_file: Path | None = None
 
 
-class MetricsConfig(_Strict):
+class MetricsConfig(StrictModel):
     specificity_region: str | None = None
 
 
 SCHEME_WEIGHTS = {"ce": (1.0, 0.0), "adversarial": (0.0, 1.0), "hybrid": (0.5, 1.0)}
 
 
-class Config(_Strict):
+class Config(StrictModel):
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     loss: LossConfig = Field(default_factory=LossConfig)
@@ -191,6 +193,8 @@ def valid_keys(model: type[BaseModel], loc: tuple) -> list[str]:
 def describe_error(error: dict, source: str, model: type[BaseModel] | None = None) -> str:
     """One sentence for one pydantic error of ``model`` (default ``Config``): the key, and for an
     unknown key the closest valid one. Shared by every config model (the GAN config too)."""
+    if not error["loc"]:  # a rule across keys (model validator): its message names the keys
+        return f"{source}: {error['msg'].removeprefix('Value error, ')}"
     loc = tuple(error["loc"])
     key = ".".join(str(p) for p in loc)
     if error["type"] == "extra_forbidden":
@@ -203,17 +207,12 @@ def describe_error(error: dict, source: str, model: type[BaseModel] | None = Non
     return f"{source}: key '{key}': {error['msg']} (got {error.get('input')!r})"
 
 
-_valid_keys = valid_keys  # earlier private names, kept for existing callers
-_describe = describe_error
-StrictModel = _Strict  # public name for other config models (gan/config.py)
-
-
 def config_from_mapping(raw: dict | None, source: str = "config") -> Config:
     """Validate a raw mapping; every problem is listed in one ConfigError."""
     try:
         return Config.model_validate(raw or {})
     except ValidationError as exc:
-        raise ConfigError("\n".join(_describe(e, source) for e in exc.errors())) from None
+        raise ConfigError("\n".join(describe_error(e, source) for e in exc.errors())) from None
 
 
 def apply_override(raw: dict, assignment: str) -> None:

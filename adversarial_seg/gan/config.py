@@ -155,13 +155,7 @@ def gan_config_from_mapping(raw: dict | None, source: str = "config") -> GANConf
     try:
         return GANConfig.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError("\n".join(_describe(e, source) for e in exc.errors())) from None
-
-
-def _describe(error: dict, source: str) -> str:
-    if not error["loc"]:  # a rule across keys (model validator): its message names the keys
-        return f"{source}: {error['msg'].removeprefix('Value error, ')}"
-    return describe_error(error, source, GANConfig)
+        raise ConfigError("\n".join(describe_error(e, source, GANConfig) for e in exc.errors())) from None
 
 
 def load_gan_config(path: str | Path, overrides: list[str] = ()) -> GANConfig:

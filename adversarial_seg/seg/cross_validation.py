@@ -376,6 +376,37 @@ def resolve_data(config: Config, output: Path) -> Config:
     return config_from_mapping(raw, source="data.synthetic")
 
 
+def probe_networks(config: Config, records: list[CaseRecord], labels: LabelScheme) -> None:
+    """Run the segmentor and the discriminator once on a training-sized input, so that a size
+    they cannot take is refused up front (exit 2) rather than after data loading in fold 0."""
+    plan = make_plan(config.data, records)
+    image = prepare_case(records[0], plan).image
+    spatial = list(image.shape[1:])
+    if plan.model_dims == 2 and len(spatial) == 3:
+        spatial.pop(plan.slice_axis)
+    spatial = list(plan.patch_size or plan.size or spatial)
+    cpu = torch.device("cpu")
+    step = build_segmentation_step(config, plan.model_dims, image.shape[0], labels.num_classes, cpu, Precision("cpu", None))
+    batch = {"image": torch.zeros(2, image.shape[0], *spatial), "label": torch.zeros(2, 1, *spatial, dtype=torch.long)}
+    with torch.no_grad():
+        try:
+            logits = step.task.generate(batch)
+        except (RuntimeError, ValueError) as exc:
+            raise RunStateError(
+                f"model.segmentor cannot take training inputs of size {spatial} ({exc.__class__.__name__}: "
+                f"{str(exc).splitlines()[0]}); make data.size a multiple of {window_divisor(config)}"
+            ) from None
+        if step.task.discriminator is not None:
+            try:
+                step.task.discriminate(batch, step.task.fake_sample(batch, logits))
+            except (RuntimeError, ValueError):
+                disc = config.model.discriminator
+                raise RunStateError(
+                    f"model.discriminator: a {spatial} input scaled by input_scale {disc.input_scale} is too small "
+                    "for its layers; raise model.discriminator.input_scale, lower num_layers_d, or enlarge data.size"
+                ) from None
+
+
 def run_study(
     config: Config,
     output: Path,
@@ -391,6 +422,7 @@ def run_study(
     plans = plan_runs(config, output)
     for plan in plans:
         check_run_dir(plan, resume, only_fold)
+        probe_networks(plan.config, records, labels)
     folds = prepare_splits(config, output, records)
     if only_fold is not None and not 0 <= only_fold < len(folds):
         raise RunStateError(f"--fold {only_fold} does not exist; folds are 0..{len(folds) - 1}")
