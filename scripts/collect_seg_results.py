@@ -9,7 +9,9 @@ multi-run study) and config.yaml, and writes docs/results/seg/<name>.json. Then 
 """
 
 import argparse
+import csv
 import json
+import statistics
 from pathlib import Path
 
 import yaml
@@ -22,6 +24,15 @@ def run_dirs(output: Path) -> list[Path]:
     if (output / "report" / "summary.json").is_file():
         return [output]
     return sorted(p.parent.parent for p in output.glob("*/report/summary.json"))
+
+
+def median_epoch_seconds(run_dir: Path) -> float:
+    """Median over every fold's epochs: robust to epochs slowed by other jobs on the machine."""
+    seconds = []
+    for log in sorted(run_dir.glob("fold_*/log.csv")):
+        with open(log, newline="") as handle:
+            seconds += [float(row["seconds"]) for row in csv.DictReader(handle)]
+    return round(statistics.median(seconds), 3)
 
 
 def main():
@@ -41,6 +52,7 @@ def main():
         summary["image_size"] = config["data"]["size"]
         summary["epochs"] = config["train"]["epochs"]
         summary["dataset"] = Path(summary["dataset"]).name
+        summary["median_epoch_seconds"] = median_epoch_seconds(run_dir)
         runs.append(summary)
     if not runs:
         raise SystemExit(f"no finished run under {args.output}")

@@ -21,8 +21,8 @@ def test_study_table_formats_recorded_numbers():
                "specificity": {"mean": 0.97, "std": None}}  # fmt: skip
     run = lambda scheme, seconds: {  # noqa: E731
         "run": scheme, "scheme": scheme, "git_commit": "abcdef1234567890", "image_size": [192, 256], "epochs": 60,
-        "folds_finished": [0, 1], "n_cases": 150, "train_seconds": seconds, "config_hash": "h" + scheme,
+        "folds_finished": [0, 1], "n_cases": 150, "train_seconds": seconds, "median_epoch_seconds": seconds / 100, "config_hash": "h" + scheme,
         "classes": {"lesion": {"overall": overall, "folds": {"0": {"dsc": 0.92}, "1": {"dsc": 0.94}}}},
     }  # fmt: skip
     lines = render_study({"title": "T", "command": "c", "machine": "m", "runs": [run("ce", 600), run("hybrid", 720)]})
-    assert "| hybrid | 0.931 ± 0.046 | 0.950 ± 0.050 | 0.970 | 0.920, 0.940 | 12.0 min | 1.20 | `hhybrid` |" in lines
+    assert "| hybrid | 0.931 ± 0.046 | 0.950 ± 0.050 | 0.970 | 0.920, 0.940 | 12.0 min | 7.20 | 1.20 | `hhybrid` |" in lines

@@ -37,17 +37,20 @@ def render_study(record: dict) -> list[str]:
         f"{len(first['folds_finished'])} folds, {first['n_cases']} cases."
     )
     lines.append("")
-    ce_seconds = next((r["train_seconds"] for r in runs if r["scheme"] == "ce"), None)
+    # Time is compared per epoch (median over all folds' epochs): robust to other jobs on the machine.
+    ce_epoch = next((r["median_epoch_seconds"] for r in runs if r["scheme"] == "ce"), None)
     for name in first["classes"]:
         lines += [f"**{name}** (mean ± sample std over cases, each scored once in its validation fold)", ""]
-        header = ["run"] + [label for _, label in METRICS] + ["DSC per fold", "train time", "time / ce", "config"]
+        header = ["run", *(label for _, label in METRICS), "DSC per fold", "train time", "s / epoch (median)",
+                  "epoch time / ce", "config"]  # fmt: skip
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for run in runs:
             summary = run["classes"][name]
             cells = [run["run"]] + [_mean_std(summary["overall"].get(m)) for m, _ in METRICS]
             cells.append(_fold_means(summary["folds"], "dsc"))
             cells.append(f"{run['train_seconds'] / 60:.1f} min")
-            cells.append(f"{run['train_seconds'] / ce_seconds:.2f}" if ce_seconds else "–")
+            cells.append(f"{run['median_epoch_seconds']:.2f}")
+            cells.append(f"{run['median_epoch_seconds'] / ce_epoch:.2f}" if ce_epoch else "–")
             cells.append(f"`{run['config_hash']}`")
             lines.append("| " + " | ".join(cells) + " |")
         empty = summary.get("n_empty_reference", 0)

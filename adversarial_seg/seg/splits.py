@@ -59,8 +59,12 @@ def fold_splits(
 
 
 def inner_split(train_cases: Sequence[str], groups: Sequence[str], seed: int, fraction: float = 0.2) -> tuple[list, list]:
-    """Hold out about ``fraction`` of a fold's training patients for model selection."""
-    k = max(2, round(1 / fraction))
+    """Hold out about ``fraction`` of a fold's training patients for model selection
+    (half of them when there are fewer than 1 / fraction patients)."""
+    n_groups = len(set(groups))
+    if n_groups < 2:
+        raise SplitsError("train.select: inner_val needs at least 2 patients in each fold's training cases")
+    k = max(2, min(round(1 / fraction), n_groups))
     fold = fold_splits(train_cases, groups, k=k, seed=seed)[0]
     return fold["train"], fold["val"]
 

@@ -205,3 +205,21 @@ def test_short_ph2_run_on_real_images(tmp_path):
         mask = np.array(Image.open(png))
         assert mask.shape == np.array(Image.open(ph2 / "masks" / png.name)).shape
         assert set(np.unique(mask)) <= {0, 255}
+
+
+def test_schemes_share_splits_and_inner_val_selects_on_training_patients(tmp_path, phantom_root):
+    config = write_config(
+        tmp_path / "multi.yaml", phantom_root, schemes=["ce", "hybrid"], train={"epochs": 2, "batch_size": 8, "select": "inner_val"}
+    )
+    run = tmp_path / "multi"
+    assert main(["--config", str(config), "--output", str(run), "--no-progress"]) == 0
+    splits = (run / "splits.json").read_text()
+    for scheme in ("ce", "hybrid"):
+        assert (run / scheme / "splits.json").read_text() == splits
+        resolved = yaml.safe_load((run / scheme / "config.yaml").read_text())
+        assert resolved["scheme"] == scheme and resolved["schemes"] is None
+        for fold in (0, 1):
+            best = torch.load(run / scheme / f"fold_{fold}" / "checkpoint_best.pt", weights_only=False)
+            assert best["epoch"] in (1, 2) and math.isfinite(best["score"])
+        summary = json.loads((run / scheme / "report" / "summary.json").read_text())
+        assert summary["scheme"] == scheme and summary["complete"]
