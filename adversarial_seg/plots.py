@@ -1,9 +1,10 @@
-"""Training curves from a run's per-epoch history (the rows of ``log.csv``)."""
+"""Figures from a run's per-epoch history (the rows of ``log.csv``), written atomically."""
 
 from __future__ import annotations
 
 import io
 import math
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -14,34 +15,49 @@ import matplotlib.pyplot as plt  # noqa: E402
 from adversarial_seg.gan.trainer import atomic_write_bytes  # noqa: E402
 
 
+def save_figure(fig, path: Path, dpi: int = 90) -> None:
+    """Write a matplotlib figure as PNG atomically and close it."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    plt.close(fig)
+    atomic_write_bytes(Path(path), buffer.getvalue())
+
+
 def _series(rows: list[dict], key: str):
     points = [(r["epoch"], float(r[key])) for r in rows if r.get(key) not in (None, "")]
     points = [(e, v) for e, v in points if math.isfinite(v)]
     return [p[0] for p in points], [p[1] for p in points]
 
 
-def plot_training_curves(rows: list[dict], path: Path, title: str = "") -> None:
-    """Three panels: every loss term; D(real) / D(fake) and the gradient ratio; validation metrics."""
+Panels = Sequence[tuple[str, Callable[[str], bool]]]
+
+TRAINING_PANELS: Panels = (
+    ("loss", lambda k: k.startswith("loss") or k == "gradient_penalty"),
+    ("discriminator", lambda k: k in ("d_real", "d_fake", "grad_ratio_adv_sup")),
+    ("validation", lambda k: k.startswith("val_")),
+)
+
+
+def plot_history(rows: list[dict], path: Path, panels: Panels, title: str = "", panel_width: float = 4.5) -> None:
+    """One panel per (name, column filter) that matches a column of ``rows``, against the epoch."""
     keys = list(dict.fromkeys(k for r in rows for k in r))
-    panels = [
-        ("loss", [k for k in keys if k.startswith("loss") or k == "gradient_penalty"]),
-        ("discriminator", [k for k in keys if k in ("d_real", "d_fake", "grad_ratio_adv_sup")]),
-        ("validation", [k for k in keys if k.startswith("val_")]),
-    ]
-    panels = [(name, ks) for name, ks in panels if ks]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.4), squeeze=False)
-    for ax, (name, ks) in zip(axes[0], panels):
+    chosen = [(name, [k for k in keys if pick(k)]) for name, pick in panels]
+    chosen = [(name, ks) for name, ks in chosen if ks]
+    fig, axes = plt.subplots(1, len(chosen), figsize=(panel_width * len(chosen), 3.4), squeeze=False)
+    for ax, (name, ks) in zip(axes[0], chosen):
         for key in ks:
             x, y = _series(rows, key)
             ax.plot(x, y, label=key, marker="." if len(x) < 30 else None)
-        ax.set_title(name)
+        ax.set_title(name, fontsize=9)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90)
-    plt.close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
+    save_figure(fig, path)
+
+
+def plot_training_curves(rows: list[dict], path: Path, title: str = "") -> None:
+    """Every loss term; D(real) / D(fake) and the gradient ratio; validation metrics."""
+    plot_history(rows, path, TRAINING_PANELS, title)

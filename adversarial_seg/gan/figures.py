@@ -3,7 +3,6 @@ InfoGAN latent traversals and the per-epoch metrics plot. Every file is written 
 
 from __future__ import annotations
 
-import io
 import math
 from pathlib import Path
 
@@ -14,16 +13,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from adversarial_seg.gan.trainer import atomic_write_bytes  # noqa: E402
+from adversarial_seg.plots import plot_history, save_figure  # noqa: E402
 
 Tensor = torch.Tensor
-
-
-def _save(fig, path: Path, dpi: int = 90) -> None:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi)
-    plt.close(fig)
-    atomic_write_bytes(Path(path), buffer.getvalue())
 
 
 def image_mosaic(images: Tensor, columns: int) -> np.ndarray:
@@ -53,7 +45,7 @@ def save_image_grid(images: Tensor, columns: int, path: Path, title: str = "", r
     if title:
         ax.set_title(title, fontsize=8)
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def save_ring_scatter(samples: Tensor, real: Tensor, centres: Tensor, path: Path, title: str = "") -> None:
@@ -71,7 +63,7 @@ def save_ring_scatter(samples: Tensor, real: Tensor, centres: Tensor, path: Path
     if title:
         ax.set_title(title, fontsize=8)
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 PANELS = (
@@ -86,20 +78,4 @@ PANELS = (
 
 def save_metrics_plot(history: list[dict], path: Path, title: str = "") -> None:
     """One panel per group of logged columns that the history has, against the epoch."""
-    keys = list(dict.fromkeys(k for row in history for k in row))
-    panels = [(name, [k for k in keys if pick(k)]) for name, pick in PANELS]
-    panels = [(name, ks) for name, ks in panels if ks]
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), 2.8), squeeze=False)
-    for ax, (name, ks) in zip(axes[0], panels):
-        for key in ks:
-            points = [(r["epoch"], float(r[key])) for r in history if r.get(key) not in (None, "")]
-            points = [(e, v) for e, v in points if math.isfinite(v)]
-            ax.plot([p[0] for p in points], [p[1] for p in points], label=key, marker="." if len(points) < 30 else None)
-        ax.set_title(name, fontsize=9)
-        ax.set_xlabel("epoch")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=6)
-    if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    _save(fig, path)
+    plot_history(history, path, PANELS, title, panel_width=3.3)

@@ -39,6 +39,20 @@ class StepConfig:
     instance_noise: float = 0.0
     gradient_penalty: float = 0.0
 
+    @classmethod
+    def from_sections(cls, loss, train, w_sup: float, w_adv: float) -> "StepConfig":
+        """From a config's ``loss`` and ``train`` sections (segmentation and GAN configs alike)."""
+        return cls(
+            adversarial=loss.adversarial,
+            w_sup=w_sup,
+            w_adv=w_adv,
+            d_steps=train.d_steps,
+            grad_clip=train.grad_clip,
+            label_smoothing=loss.label_smoothing,
+            instance_noise=loss.instance_noise,
+            gradient_penalty=loss.gradient_penalty,
+        )
+
 
 @contextmanager
 def frozen(module: nn.Module | None):

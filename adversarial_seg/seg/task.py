@@ -111,14 +111,5 @@ def build_segmentation_step(
     optimizer_d = None
     if discriminator is not None:
         optimizer_d = torch.optim.Adam(discriminator.parameters(), lr=train.lr_d, betas=train.betas)
-    step_config = StepConfig(
-        adversarial=config.loss.adversarial,
-        w_sup=w_sup,
-        w_adv=w_adv,
-        d_steps=train.d_steps,
-        grad_clip=train.grad_clip,
-        label_smoothing=config.loss.label_smoothing,
-        instance_noise=config.loss.instance_noise,
-        gradient_penalty=config.loss.gradient_penalty,
-    )
+    step_config = StepConfig.from_sections(config.loss, train, w_sup, w_adv)
     return AdversarialStep(task, optimizer_g, optimizer_d, step_config, precision)

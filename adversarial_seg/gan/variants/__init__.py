@@ -47,14 +47,5 @@ def build_gan_step(config, data_shape, num_classes: int, device: torch.device, p
     train = config.train
     optimizer_g = make_optimizer(train.optimizer, list(task.generator_parameters()), train.lr_g, train)
     optimizer_d = make_optimizer(train.optimizer, list(task.discriminator_parameters()), train.lr_d, train)
-    step_config = StepConfig(
-        adversarial=config.loss.adversarial,
-        w_sup=0.0,
-        w_adv=1.0,
-        d_steps=train.d_steps,
-        grad_clip=train.grad_clip,
-        label_smoothing=config.loss.label_smoothing,
-        instance_noise=config.loss.instance_noise,
-        gradient_penalty=config.loss.gradient_penalty,
-    )
+    step_config = StepConfig.from_sections(config.loss, train, w_sup=0.0, w_adv=1.0)
     return AdversarialStep(task, optimizer_g, optimizer_d, step_config, precision)
