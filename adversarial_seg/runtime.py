@@ -28,7 +28,9 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 def to_device(batch: Any, device: torch.device) -> Any:
-    """Move every tensor in a (nested) batch to ``device``; other values pass through."""
+    """Move a module, or every tensor in a (nested) batch, to ``device``; other values pass through."""
+    if isinstance(batch, torch.nn.Module):
+        return batch.to(device)
     if isinstance(batch, torch.Tensor):
         return batch.to(device, non_blocking=True)
     if isinstance(batch, dict):

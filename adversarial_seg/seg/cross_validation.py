@@ -33,7 +33,7 @@ from adversarial_seg.data.transforms import make_plan
 from adversarial_seg.gan.trainer import Trainer, atomic_torch_save, atomic_write_bytes, seeded_loader
 from adversarial_seg.plots import plot_training_curves
 from adversarial_seg.provenance import git_commit, read_resolved_config, write_resolved_config
-from adversarial_seg.runtime import Precision, derived_seed, seed_everything
+from adversarial_seg.runtime import Precision, derived_seed, seed_everything, to_device
 from adversarial_seg.seg.inference import make_inferer, predict_probabilities
 from adversarial_seg.seg.metrics import case_rows
 from adversarial_seg.seg.splits import check_splits, fold_splits, inner_split, read_splits, write_splits
@@ -270,7 +270,7 @@ def predict_to_files(models, record, data_plan, config: Config, out_dir: Path, d
     Returns (label values on the native grid, native props).
     """
     case = prepare_case(record, data_plan)
-    image = case.image.as_tensor()[None].to(device)
+    image = to_device(case.image.as_tensor()[None], device)
     spatial = list(image.shape[2:])
     if data_plan.model_dims == 2 and len(spatial) == 3:
         spatial.pop(data_plan.slice_axis)
@@ -299,7 +299,7 @@ def monitor_dsc(model, dataset, labels: LabelScheme, device, precision: Precisio
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False)
     class_values = torch.tensor(labels.values)
     for batch in loader:
-        image = batch["image"].to(device)
+        image = to_device(batch["image"], device)
         with precision.autocast():
             pred = model(image).argmax(1).cpu()
         pred_values, ref_values = class_values[pred], class_values[batch["label"][:, 0].long()]

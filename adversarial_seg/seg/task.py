@@ -17,7 +17,7 @@ from torch import nn
 from adversarial_seg.config import Config
 from adversarial_seg.gan.step import AdversarialStep, StepConfig
 from adversarial_seg.gan.task import AdversarialTask
-from adversarial_seg.runtime import Precision
+from adversarial_seg.runtime import Precision, to_device
 from adversarial_seg.seg.networks import MaskDiscriminator, build_segmentor, scaled_encoding
 
 
@@ -101,8 +101,9 @@ def build_segmentation_step(
             mask_encoding=disc_cfg.mask_encoding,
             input_scale=disc_cfg.input_scale,
             **disc_cfg.kwargs(),
-        ).to(device)
-    segmentor.to(device)
+        )
+    to_device(segmentor, device)
+    to_device(discriminator, device)
     task = SegmentationTask(segmentor, discriminator, num_classes, config.loss.supervised)
     train = config.train
     optimizer_g = torch.optim.Adam(

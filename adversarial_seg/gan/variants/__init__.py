@@ -2,7 +2,7 @@
 
 Example:
     >>> from adversarial_seg.gan.config import gan_config_from_mapping
-    >>> from adversarial_seg.runtime import Precision
+    >>> from adversarial_seg.runtime import Precision, to_device
     >>> cfg = gan_config_from_mapping({"variant": "wgan"})
     >>> step = build_gan_step(cfg, (1, 16, 16), 10, torch.device("cpu"), Precision("cpu", None))
     >>> type(step.task).__name__, type(step.optimizer_d).__name__
@@ -43,7 +43,7 @@ def build_gan_step(config, data_shape, num_classes: int, device: torch.device, p
     """Task, optimisers (separate learning rates for G and D) and the core step, on ``device``."""
     task = build_task(config, data_shape, num_classes)
     for module in task.modules().values():
-        module.to(device)
+        to_device(module, device)
     train = config.train
     optimizer_g = make_optimizer(train.optimizer, list(task.generator_parameters()), train.lr_g, train)
     optimizer_d = make_optimizer(train.optimizer, list(task.discriminator_parameters()), train.lr_d, train)

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from adversarial_seg.gan.task import AdversarialTask
+from adversarial_seg.runtime import to_device
 
 Tensor = torch.Tensor
 
@@ -32,7 +33,7 @@ class GANTask(AdversarialTask):
 
     def latent(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """z (n, z_dim) ~ N(0, I); drawn on the CPU so CPU and CUDA runs see the same noise."""
-        return torch.randn(n, self.z_dim, generator=generator).to(self.device())
+        return to_device(torch.randn(n, self.z_dim, generator=generator), self.device())
 
     def generator_input(self, batch: dict, n: int, generator: torch.Generator | None = None):
         """(z, condition) for ``n`` samples; the condition is None for an unconditional GAN."""
@@ -48,7 +49,7 @@ class GANTask(AdversarialTask):
         was_training = self.generator.training
         self.generator.eval()
         try:
-            batch = {"label": labels.to(self.device())} if labels is not None else {}
+            batch = {"label": to_device(labels, self.device())} if labels is not None else {}
             z, condition = self.generator_input(batch, n, generator)
             return self.generator(z, condition).float()
         finally:

@@ -7,6 +7,7 @@ import torch
 
 from adversarial_seg.gan.networks import build_networks
 from adversarial_seg.gan.variants.base import GANTask
+from adversarial_seg.runtime import to_device
 
 
 class ConditionalGANTask(GANTask):
@@ -15,7 +16,7 @@ class ConditionalGANTask(GANTask):
     def generator_input(self, batch, n, generator=None):
         labels = batch.get("label")
         if labels is None:  # unlabelled sampling: uniform classes
-            labels = torch.randint(0, self.num_classes, (n,), generator=generator).to(self.device())
+            labels = to_device(torch.randint(0, self.num_classes, (n,), generator=generator), self.device())
         return self.latent(n, generator), self.one_hot(labels[:n])
 
     def discriminate(self, batch, sample):

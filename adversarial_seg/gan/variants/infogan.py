@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from adversarial_seg.gan.networks import QHead, build_networks
 from adversarial_seg.gan.variants.base import GANTask
+from adversarial_seg.runtime import to_device
 
 Tensor = torch.Tensor
 
@@ -32,7 +33,7 @@ class InfoGANTask(GANTask):
         """(c_cat (n,) int64, c_cont (n, L) in [-1, 1])."""
         cat = torch.randint(0, max(self.categorical, 1), (n,), generator=generator)
         cont = torch.rand(n, self.continuous, generator=generator) * 2 - 1
-        return cat.to(self.device()), cont.to(self.device())
+        return to_device(cat, self.device()), to_device(cont, self.device())
 
     def code_vector(self, cat: Tensor, cont: Tensor) -> Tensor:
         parts = [F.one_hot(cat, self.categorical).float()] if self.categorical else []
@@ -78,7 +79,7 @@ class InfoGANTask(GANTask):
         was_training = self.generator.training
         self.generator.eval()
         try:
-            return self.generator(z.to(self.device()), self.code_vector(cat.to(self.device()), cont.to(self.device()))).float()
+            return self.generator(to_device(z, self.device()), self.code_vector(to_device(cat, self.device()), to_device(cont, self.device()))).float()
         finally:
             self.generator.train(was_training)
 
