@@ -2,7 +2,7 @@
 
 Example:
     >>> from adversarial_seg.gan.config import gan_config_from_mapping
-    >>> from adversarial_seg.runtime import Precision, to_device
+    >>> from adversarial_seg.runtime import Precision
     >>> cfg = gan_config_from_mapping({"variant": "wgan"})
     >>> step = build_gan_step(cfg, (1, 16, 16), 10, torch.device("cpu"), Precision("cpu", None))
     >>> type(step.task).__name__, type(step.optimizer_d).__name__
@@ -16,7 +16,7 @@ import importlib
 import torch
 
 from adversarial_seg.gan.step import AdversarialStep, StepConfig
-from adversarial_seg.runtime import Precision
+from adversarial_seg.runtime import Precision, to_device
 
 VARIANT_MODULES = ("vanilla", "dcgan", "cgan", "infogan", "wgan", "wgan_gp")
 
