@@ -9,7 +9,6 @@ assembles the report from every finished fold.
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import time
@@ -20,13 +19,8 @@ import numpy as np
 import torch
 
 from adversarial_seg.config import Config, ConfigError, config_from_mapping
-from adversarial_seg.data.dataset import (
-    build_training_dataset,
-    native_label_values,
-    prepare_case,
-    probabilities_to_native,
-)
-from adversarial_seg.data.io import read_label, write_label
+from adversarial_seg.data.dataset import build_training_dataset, prepare_case
+from adversarial_seg.data.io import read_label
 from adversarial_seg.data.labels import LabelScheme
 from adversarial_seg.data.layouts import CaseRecord
 from adversarial_seg.data.transforms import make_plan
@@ -34,7 +28,7 @@ from adversarial_seg.gan.trainer import Trainer, atomic_torch_save, atomic_write
 from adversarial_seg.plots import plot_training_curves
 from adversarial_seg.provenance import git_commit, read_resolved_config, write_resolved_config
 from adversarial_seg.runtime import Precision, derived_seed, seed_everything, to_device
-from adversarial_seg.seg.inference import make_inferer, predict_probabilities
+from adversarial_seg.seg.inference import predict_to_files, window_divisor
 from adversarial_seg.seg.metrics import case_rows
 from adversarial_seg.seg.splits import check_splits, fold_splits, inner_split, read_splits, write_splits
 from adversarial_seg.seg.summary import format_table, read_cases_csv, summarise, write_cases_csv, write_json
@@ -254,37 +248,6 @@ class FoldRunner:
                 case=case, patient=record.patient, fold=fold, specificity_within=within,
             )  # fmt: skip
         return rows
-
-
-def window_divisor(config: Config) -> int:
-    """Input sizes the segmentor accepts are multiples of this (its total downsampling)."""
-    strides = config.model.segmentor.kwargs().get("strides")
-    if strides is None:
-        return 32
-    return int(np.prod([s if isinstance(s, int) else max(s) for s in strides]))
-
-
-def predict_to_files(models, record, data_plan, config: Config, out_dir: Path, device, precision, tta=False):
-    """Label map ``<case><input suffix>`` and float16 probabilities ``<case>.npz`` on the native grid.
-
-    Returns (label values on the native grid, native props).
-    """
-    case = prepare_case(record, data_plan)
-    image = to_device(case.image.as_tensor()[None], device)
-    spatial = list(image.shape[2:])
-    if data_plan.model_dims == 2 and len(spatial) == 3:
-        spatial.pop(data_plan.slice_axis)
-    divisor = window_divisor(config)
-    roi = [int(math.ceil(s / divisor) * divisor) for s in (data_plan.patch_size or spatial)]
-    inferer = make_inferer(data_plan.model_dims, len(image.shape) - 2, roi, data_plan.slice_axis)
-    probabilities = predict_probabilities(models, image, inferer, precision, tta=tta)[0]
-    native = probabilities_to_native(probabilities, case)
-    labels = native_label_values(native, case)
-    write_label(out_dir / f"{record.case_id}{case.suffix}", labels, case.props)
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, probabilities=native.numpy().astype(np.float16))
-    atomic_write_bytes(out_dir / f"{record.case_id}.npz", buffer.getvalue())
-    return labels, case.props
 
 
 @torch.no_grad()

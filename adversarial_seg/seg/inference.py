@@ -1,4 +1,4 @@
-"""Class probabilities for one preprocessed case: MONAI inferers, fold ensembles, mirror TTA.
+"""Predictions for one case: MONAI inferers, fold ensembles, mirror TTA, native-geometry files.
 
 A 2D model runs on a 2D image through ``SlidingWindowInferer`` and on a volume slice by
 slice along the training slice axis through ``SliceInferer``; a 3D model uses a sliding
@@ -8,13 +8,21 @@ models (the folds of a run) and of mirrored inputs (TTA) are averaged before any
 
 from __future__ import annotations
 
+import io
+import math
 from collections.abc import Sequence
+from pathlib import Path
 
+import numpy as np
 import torch
 from monai.inferers import SliceInferer, SlidingWindowInferer
 from torch import nn
 
-from adversarial_seg.runtime import Precision
+from adversarial_seg.config import Config
+from adversarial_seg.data.dataset import native_label_values, prepare_case, probabilities_to_native
+from adversarial_seg.data.io import write_label
+from adversarial_seg.gan.trainer import atomic_write_bytes
+from adversarial_seg.runtime import Precision, to_device
 
 
 def make_inferer(model_dims: int, image_dims: int, roi_size: Sequence[int], slice_axis: int | None, batch: int = 4):
@@ -73,3 +81,34 @@ def predict_probabilities(
             probs = probs.flip(dims) if dims else probs
             total = probs if total is None else total + probs
     return total / (len(models) * len(flips))
+
+
+def window_divisor(config: Config) -> int:
+    """Input sizes the segmentor accepts are multiples of this (its total downsampling)."""
+    strides = config.model.segmentor.kwargs().get("strides")
+    if strides is None:
+        return 32
+    return int(np.prod([s if isinstance(s, int) else max(s) for s in strides]))
+
+
+def predict_to_files(models, record, data_plan, config: Config, out_dir: Path, device, precision, tta=False):
+    """Label map ``<case><input suffix>`` and float16 probabilities ``<case>.npz`` on the native grid.
+
+    Returns (label values on the native grid, native props).
+    """
+    case = prepare_case(record, data_plan)
+    image = to_device(case.image.as_tensor()[None], device)
+    spatial = list(image.shape[2:])
+    if data_plan.model_dims == 2 and len(spatial) == 3:
+        spatial.pop(data_plan.slice_axis)
+    divisor = window_divisor(config)
+    roi = [int(math.ceil(s / divisor) * divisor) for s in (data_plan.patch_size or spatial)]
+    inferer = make_inferer(data_plan.model_dims, len(image.shape) - 2, roi, data_plan.slice_axis)
+    probabilities = predict_probabilities(models, image, inferer, precision, tta=tta)[0]
+    native = probabilities_to_native(probabilities, case)
+    labels = native_label_values(native, case)
+    write_label(out_dir / f"{record.case_id}{case.suffix}", labels, case.props)
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, probabilities=native.numpy().astype(np.float16))
+    atomic_write_bytes(out_dir / f"{record.case_id}.npz", buffer.getvalue())
+    return labels, case.props
