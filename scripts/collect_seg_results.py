@@ -42,6 +42,7 @@ def main():
     parser.add_argument("--title", required=True)
     parser.add_argument("--command", required=True)
     parser.add_argument("--machine", default=DEFAULT_MACHINE)
+    parser.add_argument("--note", default="", help="what a reader must know about how it ran")
     args = parser.parse_args()
     runs = []
     for run_dir in run_dirs(args.output):
@@ -56,7 +57,8 @@ def main():
         runs.append(summary)
     if not runs:
         raise SystemExit(f"no finished run under {args.output}")
-    record = {"name": args.name, "title": args.title, "command": args.command, "machine": args.machine, "runs": runs}
+    record = {"name": args.name, "title": args.title, "command": args.command, "machine": args.machine,
+              "note": args.note, "runs": runs}  # fmt: skip
     target = REPO / "docs" / "results" / "seg" / f"{args.name}.json"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(record, indent=1) + "\n")

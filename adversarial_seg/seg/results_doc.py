@@ -36,6 +36,8 @@ def render_study(record: dict) -> list[str]:
         f"Machine: {record['machine']}. Image size {first['image_size']}, {first['epochs']} epochs, "
         f"{len(first['folds_finished'])} folds, {first['n_cases']} cases."
     )
+    if record.get("note"):
+        lines += ["", record["note"]]
     lines.append("")
     # Time is compared per epoch (median over all folds' epochs): robust to other jobs on the machine.
     ce_epoch = next((r["median_epoch_seconds"] for r in runs if r["scheme"] == "ce"), None)
