@@ -35,7 +35,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # Imported here so that --help and argument errors answer without loading torch.
     from adversarial_seg.data.errors import DataError
-    from adversarial_seg.data.labels import LabelScheme
     from adversarial_seg.data.validate import validate_dataset
     from adversarial_seg.runtime import resolve_device
     from adversarial_seg.seg.cross_validation import RunStateError, resolve_data, run_study
@@ -47,14 +46,13 @@ def main(argv: list[str] | None = None) -> int:
         output = (args.output or Path("runs") / args.config.stem).resolve()
         device = resolve_device(args.device)
         config = resolve_data(config, output)
-        labels = LabelScheme.from_config(config.data)
         records = validate_dataset(config.data)
     except (ConfigError, DataError, ValueError) as exc:
         return fail(str(exc))
     print(f"seg-train: {len(records)} cases from {config.data.root}, device {device}, output {output}")
     try:
         outcomes = run_study(
-            config, output, records, labels, device,
+            config, output, records, device,
             only_fold=args.fold, resume=args.resume, progress=not args.no_progress and sys.stderr.isatty(),
         )  # fmt: skip
     except (RunStateError, SplitsError) as exc:

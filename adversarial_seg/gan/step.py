@@ -126,9 +126,9 @@ class AdversarialStep:
                 terms["gradient_penalty"] = gradient_penalty(
                     lambda s: task.discriminate(batch, s).float(), real, fake, grad_scale=scale
                 )
-            terms.update(task.extra_discriminator_losses(batch, real, fake))
-            total = terms["loss_d"] + cfg.gradient_penalty * terms.get("gradient_penalty", 0.0)
-            total = total + sum(v for k, v in terms.items() if k not in ("loss_d", "gradient_penalty"))
+            extra = task.extra_discriminator_losses(batch, real, fake)
+            terms.update(extra)
+            total = terms["loss_d"] + sum(extra.values(), cfg.gradient_penalty * terms.get("gradient_penalty", 0.0))
         self.scaler_d.scale(total).backward()
         self._update(self.optimizer_d, self.scaler_d, task.discriminator_parameters)
         task.after_discriminator_update()
@@ -164,11 +164,8 @@ class AdversarialStep:
         self._update(self.optimizer_g, self.scaler_g, task.generator_parameters)
         terms = {k: v.detach() for k, v in terms.items()}
         terms["loss_g"] = total.detach()
-        if supervised is not None and self.adversarial_on:
-            sup_norm = grad_sup.float().norm()
-            terms["grad_ratio_adv_sup"] = torch.where(
-                sup_norm > 0, grad_adv.float().norm() / sup_norm, torch.full_like(sup_norm, float("nan"))
-            )
+        if supervised is not None and self.adversarial_on and cfg.w_sup > 0:  # undefined without both terms
+            terms["grad_ratio_adv_sup"] = grad_adv.float().norm() / grad_sup.float().norm()
         return terms
 
     def __call__(self, batches: Sequence[Batch]) -> dict[str, torch.Tensor]:

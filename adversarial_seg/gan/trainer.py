@@ -183,7 +183,7 @@ class Trainer:
         return True
 
     def train_epoch(self, epoch: int) -> dict[str, float]:
-        sums: dict[str, torch.Tensor] = {}
+        sums: dict[str, torch.Tensor] = {}  # device tensors: no host sync per step
         counts: dict[str, int] = {}
         loader = self.make_loader(epoch)
         total = math.ceil(len(loader) / self.d_steps) if hasattr(loader, "__len__") else None
@@ -198,10 +198,7 @@ class Trainer:
         for batches in bar:
             terms = self.step([to_device(b, self.device) for b in batches])
             for key, value in terms.items():
-                value = value.float()
-                if torch.isnan(value) and key == "grad_ratio_adv_sup":
-                    continue  # undefined when the supervised gradient is zero
-                sums[key] = sums.get(key, 0.0) + value
+                sums[key] = sums.get(key, 0.0) + value.float()
                 counts[key] = counts.get(key, 0) + 1
         means = {key: float(sums[key] / counts[key]) for key in sums}
         bad = [k for k, v in means.items() if k.startswith("loss") and not math.isfinite(v)]

@@ -23,7 +23,7 @@ from adversarial_seg.data.dataset import build_training_dataset, prepare_case
 from adversarial_seg.data.io import read_label
 from adversarial_seg.data.labels import LabelScheme
 from adversarial_seg.data.layouts import CaseRecord
-from adversarial_seg.data.transforms import make_plan
+from adversarial_seg.data.transforms import DataPlan, make_plan
 from adversarial_seg.gan.trainer import Trainer, atomic_torch_save, atomic_write_bytes, seeded_loader
 from adversarial_seg.plots import plot_training_curves
 from adversarial_seg.provenance import git_commit, read_resolved_config, write_resolved_config
@@ -136,17 +136,17 @@ def check_run_dir(plan: RunPlan, resume: bool, only_fold: int | None) -> None:
 class FoldRunner:
     """Trains one fold of one run, predicts its validation cases and scores them."""
 
-    def __init__(self, plan: RunPlan, folds, records, labels: LabelScheme, device, progress: bool, print_fn=print):
+    def __init__(self, plan: RunPlan, folds, records, data_plan: DataPlan, device, progress: bool, print_fn=print):
         self.plan = plan
         self.config = plan.config
         self.folds = folds
         self.records = {r.case_id: r for r in records}
-        self.labels = labels
+        self.data_plan = data_plan
+        self.labels = data_plan.scheme
         self.device = device
         self.precision = Precision.for_device(device, self.config.train.amp)
         self.progress = progress
         self.print = print_fn
-        self.data_plan = make_plan(self.config.data, records)
 
     def fold_dir(self, fold: int) -> Path:
         return self.plan.run_dir / f"fold_{fold}"
@@ -241,8 +241,7 @@ class FoldRunner:
             record = self.records[case]
             prediction, props = predict_to_files([model], record, self.data_plan, self.config, out_dir,
                                                  self.device, self.precision)  # fmt: skip
-            scheme = self.data_plan.scheme
-            reference, _ = read_label(record.label_path, scheme.mask_threshold, scheme.foreground_value)
+            reference, _ = read_label(record.label_path, self.labels.mask_threshold, self.labels.foreground_value)
             rows += case_rows(
                 prediction, reference, self.labels.regions, props["spacing"],
                 case=case, patient=record.patient, fold=fold, specificity_within=within,
@@ -339,17 +338,16 @@ def resolve_data(config: Config, output: Path) -> Config:
     return config_from_mapping(raw, source="data.synthetic")
 
 
-def probe_networks(config: Config, records: list[CaseRecord], labels: LabelScheme) -> None:
+def probe_networks(config: Config, record: CaseRecord, plan: DataPlan) -> None:
     """Run the segmentor and the discriminator once on a training-sized input, so that a size
     they cannot take is refused up front (exit 2) rather than after data loading in fold 0."""
-    plan = make_plan(config.data, records)
-    image = prepare_case(records[0], plan).image
+    image = prepare_case(record, plan).image
     spatial = list(image.shape[1:])
     if plan.model_dims == 2 and len(spatial) == 3:
         spatial.pop(plan.slice_axis)
     spatial = list(plan.patch_size or plan.size or spatial)
     cpu = torch.device("cpu")
-    step = build_segmentation_step(config, plan.model_dims, image.shape[0], labels.num_classes, cpu, Precision("cpu", None))
+    step = build_segmentation_step(config, plan.model_dims, image.shape[0], plan.scheme.num_classes, cpu, Precision("cpu", None))
     batch = {"image": torch.zeros(2, image.shape[0], *spatial), "label": torch.zeros(2, 1, *spatial, dtype=torch.long)}
     with torch.no_grad():
         try:
@@ -374,7 +372,6 @@ def run_study(
     config: Config,
     output: Path,
     records: list[CaseRecord],
-    labels: LabelScheme,
     device: torch.device,
     only_fold: int | None = None,
     resume: bool = False,
@@ -383,9 +380,10 @@ def run_study(
 ) -> list[RunOutcome]:
     """Every run of the study on the same splits; returns per-run outcomes (failures included)."""
     plans = plan_runs(config, output)
+    data_plan = make_plan(config.data, records)  # the runs differ in scheme and seed, not in data
     for plan in plans:
         check_run_dir(plan, resume, only_fold)
-        probe_networks(plan.config, records, labels)
+        probe_networks(plan.config, records[0], data_plan)
     folds = prepare_splits(config, output, records)
     if only_fold is not None and not 0 <= only_fold < len(folds):
         raise RunStateError(f"--fold {only_fold} does not exist; folds are 0..{len(folds) - 1}")
@@ -395,7 +393,7 @@ def run_study(
         if plan.run_dir != output:
             write_splits(folds, plan.run_dir / "splits.json")
         write_resolved_config(plan.config, plan.run_dir / "config.yaml", seed=plan.config.seed)
-        runner = FoldRunner(plan, folds, records, labels, device, progress, print_fn)
+        runner = FoldRunner(plan, folds, records, data_plan, device, progress, print_fn)
         outcome = RunOutcome(plan)
         for fold in [only_fold] if only_fold is not None else range(len(folds)):
             try:

@@ -51,6 +51,7 @@ def test_adversarial_gradient_reaches_the_segmentor(batch):
     assert sum(float(g.abs().sum()) for g in grads) > 0
     assert not states_equal(s_before, clone_state(step.task.generator))  # weights move
     assert float(terms["loss_g"]) == pytest.approx(float(terms["loss_adv"]))
+    assert "grad_ratio_adv_sup" not in terms  # undefined without a supervised term
 
 
 def test_hybrid_loss_is_weighted_sum_and_gradient_ratio_is_logged(batch):
