@@ -103,6 +103,9 @@ class LossConfig(StrictModel):
     gradient_penalty: float = Field(0.0, ge=0)
 
 
+AUGMENTATIONS = ("flip", "rotate", "intensity")
+
+
 class TrainConfig(StrictModel):
     epochs: int = Field(50, ge=1)
     batch_size: int = Field(8, ge=1)
@@ -115,7 +118,14 @@ class TrainConfig(StrictModel):
     amp: bool = True
     select: Literal["last", "inner_val"] = "last"
     num_workers: int = Field(0, ge=0)
-    augment: bool = True
+    augment: bool | list[Literal["flip", "rotate", "intensity"]] = True  # true: all kinds, false: none
+
+    @property
+    def augmentations(self) -> tuple[str, ...]:
+        """The kinds of augmentation ``augment`` asks for, in pipeline order."""
+        if self.augment is True:
+            return AUGMENTATIONS
+        return tuple(kind for kind in AUGMENTATIONS if kind in (self.augment or []))
 
 
 class CVConfig(StrictModel):

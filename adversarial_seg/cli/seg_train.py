@@ -37,7 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     from adversarial_seg.data.errors import DataError
     from adversarial_seg.data.validate import validate_dataset
     from adversarial_seg.runtime import resolve_device
-    from adversarial_seg.seg.cross_validation import RunStateError, resolve_data, run_study
+    from adversarial_seg.seg.cross_validation import resolve_data, run_study
+    from adversarial_seg.seg.run import RunStateError
     from adversarial_seg.seg.splits import SplitsError
 
     started = time.perf_counter()

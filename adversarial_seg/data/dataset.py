@@ -3,7 +3,7 @@
 Training::
 
     records = validate_dataset(cfg.data)
-    dataset = build_training_dataset(records[train_ids], cfg.data, augment=cfg.train.augment)
+    dataset = build_training_dataset(records[train_ids], cfg.data, augment=cfg.train.augmentations)
     for epoch in range(start, epochs):
         loader = seeded_loader(dataset, cfg.train.batch_size, seed, (fold,), epoch)  # gan/trainer.py
         for batch in loader: ...   # batch["image"] (B, C, H, W) float32, batch["label"] (B, 1, H, W) int64
@@ -25,6 +25,7 @@ The preprocessed volume's axes are RAS; a 2D model runs on it slice by slice alo
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,7 @@ import torch
 from monai.data import CacheDataset, Dataset, MetaTensor
 from monai.transforms import Compose, Invertd
 
+from ..config import AUGMENTATIONS
 from .io import label_suffix, write_label
 from .layouts import CaseRecord
 from .transforms import (
@@ -58,7 +60,7 @@ class SegmentationDataset(torch.utils.data.Dataset):
     or -1). Each sample is cut from the cache and then augmented.
     """
 
-    def __init__(self, records: list[CaseRecord], plan: DataPlan, augment: bool = True,
+    def __init__(self, records: list[CaseRecord], plan: DataPlan, augment: Sequence[str] = AUGMENTATIONS,
                  cache: bool = True, cache_workers: int = 2):
         if not records:
             raise ValueError("no cases to build a dataset from; check the fold's case list")
@@ -74,7 +76,7 @@ class SegmentationDataset(torch.utils.data.Dataset):
                                              copy_cache=False, progress=False)
         else:
             self.preprocessed = Dataset(items, pipeline)
-        self.augment = augmentation_transforms(plan) if augment else None
+        self.augment = augmentation_transforms(plan, augment) if augment else None
         self.samples = self._index_samples(cache)
 
     def _index_samples(self, cache: bool) -> list[tuple[int, int]]:
@@ -125,9 +127,12 @@ class SegmentationDataset(torch.utils.data.Dataset):
 
 
 def build_training_dataset(
-    records: list[CaseRecord], data_cfg, augment: bool = True, plan: DataPlan | None = None
+    records: list[CaseRecord], data_cfg, augment: Sequence[str] = AUGMENTATIONS, plan: DataPlan | None = None
 ) -> SegmentationDataset:
-    """Dataset of training samples for ``records`` (validate them first with ``validate_dataset``)."""
+    """Dataset of training samples for ``records`` (validate them first with ``validate_dataset``).
+
+    ``augment``: the kinds of ``train.augment`` (empty: none).
+    """
     plan = plan or make_plan(data_cfg, records)
     return SegmentationDataset(records, plan, augment=augment, cache=data_cfg.cache)
 
@@ -186,6 +191,8 @@ def native_label_values(native_probabilities: torch.Tensor, case: CaseInput) -> 
     return case.plan.scheme.to_label_values(classes)
 
 
-def write_prediction(path: str | Path, native_probabilities: torch.Tensor, case: CaseInput) -> Path:
-    """Write the label map (native label values, input format and geometry) atomically."""
-    return write_label(path, native_label_values(native_probabilities, case), case.props)
+def write_prediction(path: str | Path, native_probabilities: torch.Tensor, case: CaseInput) -> np.ndarray:
+    """Write the label map (native label values, input format and geometry) atomically; return it."""
+    labels = native_label_values(native_probabilities, case)
+    write_label(path, labels, case.props)
+    return labels

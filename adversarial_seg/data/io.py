@@ -23,6 +23,7 @@ Every write is atomic: a temporary file in the target folder, then ``os.replace`
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -31,7 +32,6 @@ from typing import Any, Iterator
 
 import nibabel as nib
 import numpy as np
-import SimpleITK as sitk
 from PIL import Image
 
 # Longest endings first so that ".nii.gz" wins over ".gz".
@@ -47,6 +47,13 @@ SUFFIX_FORMATS: dict[str, str] = {
     ".bmp": "bmp",
 }
 ITK_FORMATS = {"mha", "mhd", "nrrd"}
+
+
+def _sitk():
+    """SimpleITK, imported on first use: most runs read NIfTI or PNG only, and it is slow to load."""
+    import SimpleITK
+
+    return SimpleITK
 PIL_FORMATS = {"png", "jpg", "bmp"}
 # nibabel's RAS and ITK's LPS differ by the sign of the first two world axes.
 _LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
@@ -151,6 +158,7 @@ def _read_nifti(path: Path) -> tuple[np.ndarray, dict]:
 
 
 def _read_itk(path: Path) -> tuple[np.ndarray, dict]:
+    sitk = _sitk()
     image = sitk.ReadImage(str(path))
     ndim = image.GetDimension()
     if ndim not in (2, 3):
@@ -199,6 +207,10 @@ def _read_pil(path: Path) -> tuple[np.ndarray, dict]:
 # --------------------------------------------------------------------------- writing
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path in ``path``'s folder (same ending); replace ``path`` on success."""
@@ -209,9 +221,25 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     os.close(handle)
     try:
         yield Path(temporary)
+        os.chmod(temporary, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the usual mode
         os.replace(temporary, path)
     finally:
         Path(temporary).unlink(missing_ok=True)
+
+
+_TEMPORARY = re.compile(r"^\..+\.[a-z0-9_]{8}(\.[A-Za-z0-9.]+)?$")
+
+
+def remove_stale_temporaries(folder: str | Path) -> int:
+    """Delete temporaries ``atomic_path`` left in ``folder`` when a writer was killed; return how many.
+
+    Only for a folder no other process is writing into at the same time.
+    """
+    folder = Path(folder)
+    stale = [p for p in folder.glob(".*") if p.is_file() and _TEMPORARY.match(p.name)] if folder.is_dir() else []
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return len(stale)
 
 
 def write_label(path: str | Path, labels: np.ndarray, props: dict) -> Path:
@@ -254,7 +282,7 @@ def _write(path: str | Path, array: np.ndarray, props: dict) -> Path:
             if fmt == "nifti":
                 _write_nifti(temporary, array, props)
             elif fmt in ITK_FORMATS:
-                sitk.WriteImage(_to_itk(array, props), str(temporary), useCompression=True)
+                _sitk().WriteImage(_to_itk(array, props), str(temporary), useCompression=True)
             else:
                 _write_pil(temporary, array, fmt)
     return path
@@ -273,7 +301,8 @@ def _write_nifti(path: Path, array: np.ndarray, props: dict) -> None:
     nib.save(image, str(path))
 
 
-def _to_itk(array: np.ndarray, props: dict) -> sitk.Image:
+def _to_itk(array: np.ndarray, props: dict):
+    sitk = _sitk()
     ndim = len(props["spatial_shape"])
     reversed_axes = list(range(ndim))[::-1]
     if array.shape[0] == 1:
@@ -294,7 +323,7 @@ def _write_mhd(path: Path, array: np.ndarray, props: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
-        sitk.WriteImage(_to_itk(array, props), str(folder / path.name), useCompression=True)
+        _sitk().WriteImage(_to_itk(array, props), str(folder / path.name), useCompression=True)
         header = folder / path.name
         # The data file first, so the header never points at a missing file.
         for written in sorted(folder.iterdir(), key=lambda p: p == header):

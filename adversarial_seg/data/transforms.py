@@ -9,8 +9,9 @@ Pipeline for one case (MONAI dictionary transforms, keys ``image`` and ``label``
 2. ``preprocessing_transforms(plan)`` (deterministic, invertible, cached once):
    volumes: ``Orientationd`` to RAS, then ``Spacingd`` to ``data.spacing`` or ``Resized`` to
    ``data.size``; 2D images: ``Resized`` to ``data.size``; then per-channel z-score.
-3. ``augmentation_transforms(plan)`` (random, per training sample): flips, a small in-plane
-   rotation, intensity scale and shift; for 3D patches a random crop first.
+3. ``augmentation_transforms(plan, kinds)`` (random, per training sample): of ``train.augment``,
+   ``flip`` (each in-plane axis), ``rotate`` (small, in-plane), ``intensity`` (scale and shift);
+   for 3D patches a random crop first.
 
 2D vs 3D switch (``DataPlan``): 2D image files always train in 2D. Volumes train as 2D slices
 along ``slice_axis`` unless ``data.size`` has three entries, which means 3D training on patches
@@ -21,6 +22,8 @@ largest voxel spacing (ties: the last, i.e. axial).
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +49,7 @@ from monai.transforms import (
     Transform,
 )
 
+from ..config import AUGMENTATIONS
 from .io import read_image, read_label
 from .labels import LabelScheme
 from .layouts import CaseRecord
@@ -53,6 +57,10 @@ from .layouts import CaseRecord
 KEYS = ("image", "label")
 # Small in-plane rotation (radians, about 15 degrees): prostate and skin images are not rotation-invariant.
 MAX_ROTATION = 0.26
+# Image: Gaussian anti-aliasing before a bilinear downsizing; label: nearest. Inverting a Resized
+# reuses its mode, so probabilities go back to the native grid bilinearly (``area`` would replicate
+# pixels there and leave blocky boundaries).
+RESIZE_MODES = {"mode": ("bilinear", "nearest"), "anti_aliasing": (True, False)}
 
 
 @dataclass(frozen=True)
@@ -62,6 +70,10 @@ class DataPlan:
     ``file_dims``: spatial dims of the image files (2 for PNG, 3 for volumes). ``model_dims``: 2 or
     3, what the network sees. ``slice_axis``: for volumes in 2D, in the RAS-oriented array (else
     None). ``size`` / ``spacing``: from ``data.size`` / ``data.spacing``. ``patch_size``: 3D only.
+    ``in_channels``: channels the model takes, over all of a case's channel files.
+
+    A run stores its plan (``RUN/data_plan.json``, ``to_json`` / ``from_json``) so that
+    ``seg-predict`` rebuilds the training transforms without the training data.
     """
 
     scheme: LabelScheme
@@ -72,6 +84,21 @@ class DataPlan:
     spacing: tuple[float, ...] | None
     patch_size: tuple[int, ...] | None
     reference_index: int = 0
+    in_channels: int = 1
+
+    def to_json(self) -> dict:
+        body = dataclasses.asdict(self)
+        body["scheme"] = {"labels": dict(zip(self.scheme.names, self.scheme.values)),
+                          "regions": {k: list(v) for k, v in self.scheme.regions.items()},
+                          "mask_threshold": self.scheme.mask_threshold}  # fmt: skip
+        return body
+
+    @classmethod
+    def from_json(cls, body: dict) -> "DataPlan":
+        scheme = LabelScheme.from_mapping(**body["scheme"])
+        tuples = {k: None if body[k] is None else tuple(body[k]) for k in ("size", "spacing", "patch_size")}
+        rest = {k: v for k, v in body.items() if k not in ("scheme", *tuples)}
+        return cls(scheme=scheme, **tuples, **rest)
 
 
 def ras_spacing(affine: np.ndarray) -> tuple[float, ...]:
@@ -97,20 +124,22 @@ def make_plan(data_cfg, records: list[CaseRecord]) -> DataPlan:
     scheme = LabelScheme.from_config(data_cfg)
     reference = reference_channel_index(data_cfg, data_cfg.channels)
     first = records[0]
-    _, props = read_image(first.image_paths[min(reference, len(first.image_paths) - 1)])
+    loaded = [read_image(path)[1] for path in first.image_paths]
+    props = loaded[min(reference, len(loaded) - 1)]
+    in_channels = sum(p["channels"] for p in loaded)
     file_dims = len(props["spatial_shape"])
     size = tuple(int(s) for s in data_cfg.size) if data_cfg.size else None
     spacing = tuple(float(s) for s in data_cfg.spacing) if data_cfg.spacing else None
     if file_dims == 2:
         if size is not None and len(size) != 2:
             raise ValueError(f"data.size {list(size)} must have 2 entries (H, W) for 2D images")
-        return DataPlan(scheme, 2, 2, None, size, None, None, reference)
+        return DataPlan(scheme, 2, 2, None, size, None, None, reference, in_channels)
     if size is not None and len(size) == 3:
-        return DataPlan(scheme, 3, 3, None, None, spacing, size, reference)
+        return DataPlan(scheme, 3, 3, None, None, spacing, size, reference, in_channels)
     if size is not None and len(size) != 2:
         raise ValueError(f"data.size {list(size)}: give 2 entries (2D slices) or 3 (3D patches)")
     axis = data_cfg.slice_axis if data_cfg.slice_axis is not None else default_slice_axis(props["affine"])
-    return DataPlan(scheme, 3, 2, int(axis), size, spacing, None, reference)
+    return DataPlan(scheme, 3, 2, int(axis), size, spacing, None, reference, in_channels)
 
 
 # --------------------------------------------------------------------------- loading
@@ -184,18 +213,21 @@ def preprocessing_transforms(plan: DataPlan) -> Compose:
             if plan.spacing is not None:  # resampled already: pad or crop to a common in-plane size
                 steps.append(ResizeWithPadOrCropd(spatial_size=in_plane, **common))
             else:
-                steps.append(Resized(spatial_size=in_plane, mode=("bilinear", "nearest"), **common))
+                steps.append(Resized(spatial_size=in_plane, **RESIZE_MODES, **common))
         if plan.model_dims == 3:
             steps.append(SpatialPadd(spatial_size=plan.patch_size, **common))
     elif plan.size is not None:
-        steps.append(Resized(spatial_size=plan.size, mode=("area", "nearest"), **common))
+        steps.append(Resized(spatial_size=plan.size, **RESIZE_MODES, **common))
     # z-score per channel; for 8-bit RGB this equals scaling to [0, 1] and then z-scoring.
     steps.append(NormalizeIntensityd(keys="image", channel_wise=True, allow_missing_keys=True))
     return Compose(steps)
 
 
-def augmentation_transforms(plan: DataPlan) -> Compose:
-    """Random training augmentation on one sample: (C, H, W) slices/images or (C, X, Y, Z) patches."""
+def augmentation_transforms(plan: DataPlan, kinds: Sequence[str] = AUGMENTATIONS) -> Compose:
+    """Random training augmentation on one sample: (C, H, W) slices/images or (C, X, Y, Z) patches.
+
+    ``kinds``: which of ``flip``, ``rotate``, ``intensity`` to apply (``train.augment``).
+    """
     common = {"keys": KEYS, "allow_missing_keys": True}
     steps = []
     if plan.model_dims == 3:
@@ -203,12 +235,12 @@ def augmentation_transforms(plan: DataPlan) -> Compose:
         rotation = {"range_z": MAX_ROTATION}  # about the axial (superior) axis of the RAS volume
     else:
         rotation = {"range_x": MAX_ROTATION}  # the only angle of a 2D rotation
-    steps += [
-        RandFlipd(spatial_axis=0, prob=0.5, **common),
-        RandFlipd(spatial_axis=1, prob=0.5, **common),
-        RandRotated(prob=0.5, mode=("bilinear", "nearest"), padding_mode="zeros", keep_size=True,
-                    **rotation, **common),
-        RandScaleIntensityd(keys="image", factors=0.1, prob=0.5),
-        RandShiftIntensityd(keys="image", offsets=0.1, prob=0.5),
-    ]
+    if "flip" in kinds:
+        steps += [RandFlipd(spatial_axis=0, prob=0.5, **common), RandFlipd(spatial_axis=1, prob=0.5, **common)]
+    if "rotate" in kinds:
+        steps.append(RandRotated(prob=0.5, mode=("bilinear", "nearest"), padding_mode="zeros", keep_size=True,
+                                 **rotation, **common))  # fmt: skip
+    if "intensity" in kinds:
+        steps += [RandScaleIntensityd(keys="image", factors=0.1, prob=0.5),
+                  RandShiftIntensityd(keys="image", offsets=0.1, prob=0.5)]  # fmt: skip
     return Compose(steps)

@@ -14,7 +14,6 @@ import csv
 import io
 import math
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from adversarial_seg.data.io import atomic_path
 from adversarial_seg.gan.step import AdversarialStep
 from adversarial_seg.runtime import derived_seed, rng_state, seed_everything, set_rng_state, to_device
 
@@ -31,18 +31,11 @@ CHECKPOINT_LAST = "checkpoint_last.pt"
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temp file in the same folder and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
+    with atomic_path(path) as temporary:
+        with open(temporary, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from adversarial_seg.config import Config, ConfigError, config_from_mapping
-from adversarial_seg.data.dataset import build_training_dataset, prepare_case
+from adversarial_seg.data.dataset import build_training_dataset, prepare_case, write_prediction
 from adversarial_seg.data.io import read_label
 from adversarial_seg.data.labels import LabelScheme
 from adversarial_seg.data.layouts import CaseRecord
@@ -28,17 +28,13 @@ from adversarial_seg.gan.trainer import Trainer, atomic_torch_save, atomic_write
 from adversarial_seg.plots import plot_training_curves
 from adversarial_seg.provenance import git_commit, read_resolved_config, write_resolved_config
 from adversarial_seg.runtime import Precision, derived_seed, seed_everything, to_device
-from adversarial_seg.seg.inference import predict_to_files, window_divisor
+from adversarial_seg.seg.inference import predict_native, window_divisor, write_probabilities
 from adversarial_seg.seg.metrics import case_rows
+from adversarial_seg.seg.postprocess import decide_postprocessing
+from adversarial_seg.seg.run import FOLD_DONE, POSTPROCESSING, RunStateError, write_data_plan
 from adversarial_seg.seg.splits import check_splits, fold_splits, inner_split, read_splits, write_splits
 from adversarial_seg.seg.summary import format_table, read_cases_csv, summarise, write_cases_csv, write_json
 from adversarial_seg.seg.task import build_segmentation_step
-
-FOLD_DONE = "fold_done.json"
-
-
-class RunStateError(ValueError):
-    """The run directory's state does not allow the requested work (exit code 2)."""
 
 
 @dataclass
@@ -178,8 +174,8 @@ class FoldRunner:
         cfg, fold_dir, plan = self.config, self.fold_dir(fold), self.data_plan
         train_records = [self.records[c] for c in train_ids]
         monitor_records = [self.records[c] for c in monitor_ids]
-        dataset = build_training_dataset(train_records, cfg.data, augment=cfg.train.augment, plan=plan)
-        monitor = build_training_dataset(monitor_records, cfg.data, augment=False, plan=plan)
+        dataset = build_training_dataset(train_records, cfg.data, augment=cfg.train.augmentations, plan=plan)
+        monitor = build_training_dataset(monitor_records, cfg.data, augment=(), plan=plan)
         in_channels = dataset[0]["image"].shape[0]
         seed_everything(derived_seed(cfg.seed, fold, "init"))
         step = build_segmentation_step(
@@ -239,11 +235,13 @@ class FoldRunner:
         rows = []
         for case in val_ids:
             record = self.records[case]
-            prediction, props = predict_to_files([model], record, self.data_plan, self.config, out_dir,
-                                                 self.device, self.precision)  # fmt: skip
+            inputs = prepare_case(record, self.data_plan)
+            native = predict_native([model], inputs, self.config, self.device, self.precision)
+            prediction = write_prediction(out_dir / f"{case}{inputs.suffix}", native, inputs)
+            write_probabilities(out_dir / f"{case}.npz", native)
             reference, _ = read_label(record.label_path, self.labels.mask_threshold, self.labels.foreground_value)
             rows += case_rows(
-                prediction, reference, self.labels.regions, props["spacing"],
+                prediction, reference, self.labels.regions, inputs.props["spacing"],
                 case=case, patient=record.patient, fold=fold, specificity_within=within,
             )  # fmt: skip
         return rows
@@ -276,8 +274,19 @@ def monitor_dsc(model, dataset, labels: LabelScheme, device, precision: Precisio
 # ----------------------------------------------------------------------------- report
 
 
-def assemble_report(plan: RunPlan, folds: list[dict], wall_seconds: float | None = None) -> dict | None:
-    """``report/cases.csv`` and ``report/summary.json`` from every finished fold."""
+def pooled_predictions(plan: RunPlan, folds: list[dict], records: dict[str, CaseRecord], scheme: LabelScheme):
+    """(prediction, reference) label-value maps of every cross-validation case, one at a time."""
+    for split in folds:
+        predictions = plan.run_dir / f"fold_{split['fold']}" / "predictions"
+        for case in split["val"]:
+            path = next(p for p in predictions.glob(f"{case}.*") if p.suffix != ".npz")
+            reference, _ = read_label(records[case].label_path, scheme.mask_threshold, scheme.foreground_value)
+            yield read_label(path)[0], reference
+
+
+def assemble_report(plan: RunPlan, folds: list[dict], records: dict[str, CaseRecord], scheme: LabelScheme) -> dict | None:
+    """``report/cases.csv`` and ``report/summary.json`` from every finished fold; once all folds
+    have finished, the post-processing decisions (``report/postprocessing.json``, then frozen)."""
     rows, finished, missing, fold_seconds = [], [], [], 0.0
     for fold in range(len(folds)):
         fold_dir = plan.run_dir / f"fold_{fold}"
@@ -308,6 +317,11 @@ def assemble_report(plan: RunPlan, folds: list[dict], wall_seconds: float | None
         "train_seconds": round(fold_seconds, 1),
         "classes": summarise(rows),
     }
+    post_path = plan.run_dir / POSTPROCESSING
+    if not missing and not post_path.is_file():
+        write_json(decide_postprocessing(lambda: pooled_predictions(plan, folds, records, scheme), scheme), post_path)
+    if post_path.is_file():
+        summary["postprocessing"] = json.loads(post_path.read_text())
     write_json(summary, report_dir / "summary.json")
     return summary
 
@@ -393,6 +407,7 @@ def run_study(
         if plan.run_dir != output:
             write_splits(folds, plan.run_dir / "splits.json")
         write_resolved_config(plan.config, plan.run_dir / "config.yaml", seed=plan.config.seed)
+        write_data_plan(data_plan, plan.run_dir)
         runner = FoldRunner(plan, folds, records, data_plan, device, progress, print_fn)
         outcome = RunOutcome(plan)
         for fold in [only_fold] if only_fold is not None else range(len(folds)):
@@ -401,7 +416,7 @@ def run_study(
             except (FloatingPointError, RuntimeError) as exc:
                 print_fn(f"[{plan.name} fold {fold}] failed: {exc}")
                 outcome.folds.append(FoldOutcome(fold, "failed", message=str(exc)))
-        outcome.summary = assemble_report(plan, folds)
+        outcome.summary = assemble_report(plan, folds, runner.records, data_plan.scheme)
         if outcome.summary is not None:
             print_fn(f"\n{plan.name}: {len(outcome.summary['folds_finished'])}/{len(folds)} folds finished")
             print_fn(format_table(outcome.summary["classes"]))

@@ -19,8 +19,7 @@ from monai.inferers import SliceInferer, SlidingWindowInferer
 from torch import nn
 
 from adversarial_seg.config import Config
-from adversarial_seg.data.dataset import native_label_values, prepare_case, probabilities_to_native
-from adversarial_seg.data.io import write_label
+from adversarial_seg.data.dataset import CaseInput, probabilities_to_native
 from adversarial_seg.gan.trainer import atomic_write_bytes
 from adversarial_seg.runtime import Precision, to_device
 
@@ -91,24 +90,28 @@ def window_divisor(config: Config) -> int:
     return int(np.prod([s if isinstance(s, int) else max(s) for s in strides]))
 
 
-def predict_to_files(models, record, data_plan, config: Config, out_dir: Path, device, precision, tta=False):
-    """Label map ``<case><input suffix>`` and float16 probabilities ``<case>.npz`` on the native grid.
+def predict_native(models, case: CaseInput, config: Config, device, precision: Precision, tta: bool = False) -> torch.Tensor:
+    """Mean class probabilities of ``models`` on ``case``, on its native grid: (K, *native), float32.
 
-    Returns (label values on the native grid, native props).
+    ``tta`` mirrors the in-plane axes (all axes of a 3D model), never a 2D model's slice axis.
     """
-    case = prepare_case(record, data_plan)
+    plan = case.plan
     image = to_device(case.image.as_tensor()[None], device)
     spatial = list(image.shape[2:])
-    if data_plan.model_dims == 2 and len(spatial) == 3:
-        spatial.pop(data_plan.slice_axis)
+    tta_axes = None
+    if plan.model_dims == 2 and len(spatial) == 3:
+        spatial.pop(plan.slice_axis)
+        tta_axes = [a for a in range(3) if a != plan.slice_axis]
     divisor = window_divisor(config)
-    roi = [int(math.ceil(s / divisor) * divisor) for s in (data_plan.patch_size or spatial)]
-    inferer = make_inferer(data_plan.model_dims, len(image.shape) - 2, roi, data_plan.slice_axis)
-    probabilities = predict_probabilities(models, image, inferer, precision, tta=tta)[0]
-    native = probabilities_to_native(probabilities, case)
-    labels = native_label_values(native, case)
-    write_label(out_dir / f"{record.case_id}{case.suffix}", labels, case.props)
+    roi = [int(math.ceil(s / divisor) * divisor) for s in (plan.patch_size or spatial)]
+    inferer = make_inferer(plan.model_dims, len(image.shape) - 2, roi, plan.slice_axis)
+    probabilities = predict_probabilities(models, image, inferer, precision, tta=tta, tta_axes=tta_axes)[0]
+    return probabilities_to_native(probabilities, case)
+
+
+def write_probabilities(path: Path, native: torch.Tensor) -> Path:
+    """``<case>.npz`` holding ``probabilities``: float16 (K, *native spatial), written atomically."""
     buffer = io.BytesIO()
     np.savez_compressed(buffer, probabilities=native.numpy().astype(np.float16))
-    atomic_write_bytes(out_dir / f"{record.case_id}.npz", buffer.getvalue())
-    return labels, case.props
+    atomic_write_bytes(path, buffer.getvalue())
+    return path

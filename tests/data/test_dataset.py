@@ -58,7 +58,7 @@ def test_volume_slices_samples_and_seeding(prostate_phantoms):
 
 def test_preprocessing_normalises_each_channel(prostate_phantoms):
     data = phantom_config("prostate", prostate_phantoms)
-    dataset = build_training_dataset(discover_cases(data)[:1], data, augment=False)
+    dataset = build_training_dataset(discover_cases(data)[:1], data, augment=())
     image = torch.as_tensor(dataset.preprocessed[0]["image"])
     assert image.shape == (2, 96, 96, 16)
     torch.testing.assert_close(image.mean(dim=(1, 2, 3)), torch.zeros(2), atol=1e-4, rtol=0)
@@ -83,7 +83,8 @@ def test_oblique_lps_volume_inverts_exactly_and_writes_native_geometry(tmp_path)
     native = probabilities_to_native(probabilities, case)
     assert native.shape == (4, 96, 96, 16)
     np.testing.assert_array_equal(native_label_values(native, case), native_labels)
-    out = write_prediction(tmp_path / f"pred/{case.case_id}{case.suffix}", native, case)
+    out = tmp_path / f"pred/{case.case_id}{case.suffix}"
+    write_prediction(out, native, case)
     written = nib.load(out)
     np.testing.assert_allclose(written.affine, native_props["affine"], atol=1e-5)
     np.testing.assert_array_equal(np.asanyarray(written.dataobj), native_labels)
@@ -92,7 +93,7 @@ def test_oblique_lps_volume_inverts_exactly_and_writes_native_geometry(tmp_path)
 def test_resized_2d_images_map_back_to_native_size(ph2_like, tmp_path):
     data = DataConfig(root=ph2_like, labels={"background": 0, "lesion": 255}, size=[32, 32])
     records = validate_dataset(data)
-    dataset = build_training_dataset(records, data, augment=True)
+    dataset = build_training_dataset(records, data)
     assert dataset[0]["image"].shape == (3, 32, 32) and len(dataset) == 6
     case = prepare_case(records[0], dataset.plan)
     label = torch.as_tensor(dataset.preprocessed[0]["label"])

@@ -1,0 +1,93 @@
+"""seg-predict: label maps for image files from a trained run, overlaying the inputs exactly.
+
+    seg-predict --model RUN --input PATH [PATH ...] --output DIR [--folds all|0,2]
+                [--tta | --no-tta] [--probabilities] [--labels REFS] [--overwrite]
+                [--device auto|cpu|cuda]
+
+Exit codes: 0 every case predicted (or skipped: its output exists); 2 nothing was done because
+the input is wrong (run directory, arguments, missing input paths); 1 some cases failed (each
+named with its reason, the others completed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from adversarial_seg.cli.common import EXIT_FAILED, EXIT_OK, add_device_argument, fail
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="seg-predict", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", required=True, type=Path, help="a single-scheme run directory written by seg-train")
+    parser.add_argument("--input", required=True, nargs="+", type=Path,
+                        help="image files or folders of them (case_0000.nii.gz-style channel files are grouped)")  # fmt: skip
+    parser.add_argument("--output", required=True, type=Path, help="folder for the label maps")
+    parser.add_argument("--folds", default="all", help="fold models to average: 'all' finished folds, or e.g. 0,2")
+    parser.add_argument("--tta", action=argparse.BooleanOptionalAction, default=True,
+                        help="mirror test-time augmentation (default on; --no-tta is faster)")  # fmt: skip
+    parser.add_argument("--probabilities", action="store_true", help="also write DIR/<case>.npz (float16 class probabilities)")
+    parser.add_argument("--labels", type=Path, help="folder of reference label maps <case>.<ending>: writes DIR/metrics.csv")
+    parser.add_argument("--overwrite", action="store_true", help="predict cases whose outputs already exist")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_device_argument(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    # Imported here so that --help and argument errors answer without loading torch.
+    from tqdm.auto import tqdm
+
+    from adversarial_seg.runtime import resolve_device
+    from adversarial_seg.seg.predict import BatchPredictor, InputError, collect_inputs
+    from adversarial_seg.seg.run import RunStateError, open_run, parse_folds
+    from adversarial_seg.seg.summary import format_table, summarise, write_cases_csv, write_json
+
+    started = time.perf_counter()
+    try:
+        if args.labels is not None and not args.labels.is_dir():
+            raise InputError(f"--labels {args.labels} is not a folder; pass the folder of reference label maps")
+        run = open_run(args.model)
+        folds = parse_folds(args.folds, run)
+        device = resolve_device(args.device)
+        cases, ignored = collect_inputs(args.input)
+    except (RunStateError, InputError, ValueError) as exc:
+        return fail(str(exc))
+    args.output.mkdir(parents=True, exist_ok=True)
+    models = run.load_models(folds, device)
+    post = [name for name, on in ((run.postprocessing or {}).get("keep_largest_component") or {}).items() if on]
+    print(
+        f"seg-predict: {len(cases)} case(s), {len(folds)} fold model(s) {folds} of {run.run_dir}, "
+        f"TTA {'on' if args.tta else 'off'}, keep-largest-component {post or 'off'}, device {device}"
+        + (f"; {ignored} other folder entries ignored" if ignored else "")
+    )
+    if run.postprocessing is None:
+        print("note: the run has no post-processing decision (not every fold finished); none applied")
+    predictor = BatchPredictor(
+        run, models, device, args.output, tta=args.tta, probabilities=args.probabilities,
+        overwrite=args.overwrite, labels=args.labels,
+        folds_label="ensemble" if len(folds) > 1 else f"model {folds[0]}",
+    )  # fmt: skip
+    show = not args.no_progress and sys.stderr.isatty()
+    with tqdm(total=len(cases), desc="cases", unit="case", disable=not show) as bar:
+        result = predictor.run_batch(cases, report=tqdm.write if show else print, progress=bar)
+    per_case = f"{sum(result.seconds) / len(result.seconds):.1f} s per predicted case" if result.seconds else "no case predicted"
+    print(
+        f"done {len(result.done)}, skipped {len(result.skipped)} (output exists; --overwrite to redo), "
+        f"failed {len(result.failed)}; {per_case}; wall {time.perf_counter() - started:.0f} s; output {args.output}"
+    )
+    if result.metric_rows:
+        write_cases_csv(result.metric_rows, args.output / "metrics.csv")
+        summary = {"model": str(run.run_dir), "folds": folds, "tta": args.tta, "classes": summarise(result.metric_rows)}
+        write_json(summary, args.output / "metrics_summary.json")
+        print(format_table(summary["classes"]))
+    for _, line in result.failed:
+        print(f"error: {line}", file=sys.stderr)
+    return EXIT_FAILED if result.failed else EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

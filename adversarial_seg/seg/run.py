@@ -1,0 +1,109 @@
+"""A finished run directory, read back: config, data plan, fold models, post-processing.
+
+``seg-train`` writes the run (DESIGN.md, "Run directory"); ``seg-predict`` and ``seg-eval``
+open it here. Besides the contract's files a run holds ``data_plan.json`` (what the transform
+definitions are built from: label scheme, 2D/3D switch, slice axis, size / spacing, channels)
+and, once every fold has finished, ``report/postprocessing.json`` (the keep-largest-component
+decisions taken on the pooled cross-validation predictions).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from adversarial_seg.config import Config, ConfigError, config_from_mapping
+from adversarial_seg.data.transforms import DataPlan
+from adversarial_seg.gan.trainer import atomic_write_bytes
+from adversarial_seg.provenance import read_resolved_config
+from adversarial_seg.runtime import to_device
+
+FOLD_DONE = "fold_done.json"
+DATA_PLAN = "data_plan.json"
+POSTPROCESSING = Path("report") / "postprocessing.json"
+
+
+class RunStateError(ValueError):
+    """The run directory's state does not allow the requested work (exit code 2)."""
+
+
+def write_data_plan(plan: DataPlan, run_dir: Path) -> None:
+    atomic_write_bytes(run_dir / DATA_PLAN, json.dumps(plan.to_json(), indent=1).encode())
+
+
+@dataclass
+class TrainedRun:
+    """One scheme and one seed, as ``seg-train`` left it."""
+
+    run_dir: Path
+    config: Config
+    plan: DataPlan
+    finished_folds: list[int]
+    postprocessing: dict | None
+
+    def checkpoint(self, fold: int) -> Path:
+        """The fold's selected model: the inner-validation best with ``select: inner_val``, else the last."""
+        name = "checkpoint_best.pt" if self.config.train.select == "inner_val" else "checkpoint_last.pt"
+        return self.run_dir / f"fold_{fold}" / name
+
+    def load_models(self, folds: list[int], device: torch.device) -> list[nn.Module]:
+        from adversarial_seg.seg.networks import build_segmentor
+
+        segmentor = self.config.model.segmentor
+        models = []
+        for fold in folds:
+            model = build_segmentor(segmentor.name, segmentor.kwargs(), self.plan.model_dims,
+                                    self.plan.in_channels, self.plan.scheme.num_classes)  # fmt: skip
+            state = torch.load(self.checkpoint(fold), map_location="cpu", weights_only=False)
+            model.load_state_dict(state["segmentor"] if "segmentor" in state else state["modules"]["segmentor"])
+            models.append(to_device(model, device).eval())
+        return models
+
+
+def open_run(run_dir: Path) -> TrainedRun:
+    """Read a single-scheme run directory, or raise RunStateError saying what to pass instead."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        inner = sorted(p.parent.name for p in run_dir.glob("*/config.yaml"))
+        if inner:
+            raise RunStateError(
+                f"{run_dir} holds runs in subfolders ({', '.join(inner)}); pass one of them, e.g. {run_dir / inner[0]}"
+            )
+        raise RunStateError(f"{run_dir} is not a run directory (no config.yaml); pass a folder written by seg-train")
+    if not (run_dir / DATA_PLAN).is_file():
+        raise RunStateError(
+            f"{run_dir} has no {DATA_PLAN} (written by seg-train since it stores the preprocessing); "
+            "train the run again with this version"
+        )
+    mapping, _ = read_resolved_config(run_dir / "config.yaml")
+    try:
+        config = config_from_mapping(mapping, source=str(run_dir / "config.yaml"))
+    except ConfigError as exc:
+        raise RunStateError(str(exc)) from None
+    plan = DataPlan.from_json(json.loads((run_dir / DATA_PLAN).read_text()))
+    finished = sorted(int(p.parent.name.split("_")[1]) for p in run_dir.glob(f"fold_*/{FOLD_DONE}"))
+    post_path = run_dir / POSTPROCESSING
+    postprocessing = json.loads(post_path.read_text()) if post_path.is_file() else None
+    return TrainedRun(run_dir, config, plan, finished, postprocessing)
+
+
+def parse_folds(text: str, run: TrainedRun) -> list[int]:
+    """``all`` (every finished fold) or ``0,2`` -> fold numbers; RunStateError names a missing one."""
+    if not run.finished_folds:
+        raise RunStateError(f"{run.run_dir} has no finished fold; wait for seg-train (or --resume it)")
+    if text.strip() == "all":
+        return run.finished_folds
+    try:
+        folds = sorted({int(part) for part in text.split(",") if part.strip()})
+    except ValueError:
+        raise RunStateError(f"--folds {text!r}: give 'all' or fold numbers like 0,2") from None
+    missing = [f for f in folds if f not in run.finished_folds]
+    if missing or not folds:
+        raise RunStateError(
+            f"--folds {text}: fold(s) {missing} not finished in {run.run_dir}; finished: {run.finished_folds}"
+        )
+    return folds
