@@ -187,7 +187,9 @@ def probabilities_to_native(probabilities: torch.Tensor, case: CaseInput) -> tor
 
 def native_label_values(native_probabilities: torch.Tensor, case: CaseInput) -> np.ndarray:
     """Argmax over classes on the native grid, as label values (e.g. 0/255 or 0/1/2/3)."""
-    classes = torch.as_tensor(native_probabilities).argmax(dim=0).numpy()
+    # argmax along a contiguous last axis: torch's CPU argmax over the leading axis of a large
+    # volume is ~15x slower (3 s vs 0.2 s on 3 x 512 x 512 x 64).
+    classes = torch.as_tensor(native_probabilities).movedim(0, -1).contiguous().argmax(dim=-1).numpy()
     return case.plan.scheme.to_label_values(classes)
 
 

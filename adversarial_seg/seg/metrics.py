@@ -29,6 +29,7 @@ from typing import Sequence
 import numpy as np
 import torch
 from monai.metrics import compute_hausdorff_distance
+from scipy import ndimage
 
 CASE_COLUMNS = [
     "case", "patient", "fold", "class", "dsc", "iou", "sensitivity", "specificity", "hd95_mm",
@@ -100,6 +101,35 @@ def hd95_mm(pred: np.ndarray, ref: np.ndarray, spacing: Sequence[float]) -> floa
     return float(distance)
 
 
+def lesion_detection(pred: np.ndarray, ref: np.ndarray, min_overlap: float = 0.1) -> dict[str, int]:
+    """Lesion-level counts: lesions are connected components (8-connected in 2D, 26 in 3D).
+
+    A reference lesion is detected when the prediction covers at least ``min_overlap`` of its
+    voxels; a predicted lesion is a false positive when less than ``min_overlap`` of its voxels
+    lie inside reference lesions (so one huge blob over everything is not a free detection).
+
+    Example (one lesion found, one missed, one false blob):
+        >>> ref = np.array([[1, 1, 0, 0, 0, 1]], bool)
+        >>> pred = np.array([[1, 0, 0, 1, 0, 0]], bool)
+        >>> lesion_detection(pred, ref, 0.5)
+        {'ref_lesions': 2, 'detected_lesions': 1, 'pred_lesions': 2, 'false_positive_lesions': 1}
+    """
+    pred, ref = pred.astype(bool), ref.astype(bool)
+    structure = np.ones((3,) * pred.ndim, dtype=bool)
+    ref_components, n_ref = ndimage.label(ref, structure=structure)
+    pred_components, n_pred = ndimage.label(pred, structure=structure)
+    ref_sizes = np.bincount(ref_components.ravel(), minlength=n_ref + 1)[1:]
+    covered = np.bincount(ref_components[pred], minlength=n_ref + 1)[1:]
+    pred_sizes = np.bincount(pred_components.ravel(), minlength=n_pred + 1)[1:]
+    inside = np.bincount(pred_components[ref], minlength=n_pred + 1)[1:]
+    return {
+        "ref_lesions": int(n_ref),
+        "detected_lesions": int(np.count_nonzero(covered >= min_overlap * ref_sizes)),
+        "pred_lesions": int(n_pred),
+        "false_positive_lesions": int(np.count_nonzero(inside < min_overlap * pred_sizes)),
+    }
+
+
 def case_rows(
     pred_labels: np.ndarray,
     ref_labels: np.ndarray,
@@ -109,12 +139,14 @@ def case_rows(
     patient: str = "",
     fold: int | str = "",
     specificity_within: Sequence[int] | None = None,
+    lesion_overlap: float | None = None,
 ) -> list[dict]:
     """One row per region (``CASE_COLUMNS``) for a label-value map and its reference.
 
     ``regions`` maps a class name to the label values it unites (``gland: [1, 2]``).
     ``specificity_within``: label values of the reference defining the region inside which
     ``specificity_in_region`` is also reported (DESIGN.md, ``metrics.specificity_region``).
+    ``lesion_overlap``: when set, the ``lesion_detection`` counts are added to each row.
     """
     within = np.isin(ref_labels, list(specificity_within)) if specificity_within is not None else None
     rows = []
@@ -131,5 +163,7 @@ def case_rows(
         }  # fmt: skip
         if within is not None:
             row["specificity_in_region"] = specificity(confusion_counts(pred, ref, within))
+        if lesion_overlap is not None:
+            row.update(lesion_detection(pred, ref, lesion_overlap))
         rows.append(row)
     return rows

@@ -30,14 +30,18 @@ SUMMARY_METRICS = ("dsc", "iou", "sensitivity", "specificity", "specificity_in_r
 
 
 def describe(values: Iterable[float]) -> dict:
-    """mean, sample std (ddof 1), median, n of the finite values; n_undefined counts the NaNs."""
+    """mean, sample std (ddof 1), median, quartiles q25 / q75 (numpy's linear interpolation) and
+    n of the finite values; n_undefined counts the NaNs."""
     values = np.asarray(list(values), dtype=float)
     finite = values[np.isfinite(values)]
     n = int(finite.size)
+    q25, median, q75 = np.percentile(finite, [25, 50, 75]) if n else (math.nan,) * 3
     return {
         "mean": float(finite.mean()) if n else math.nan,
         "std": float(finite.std(ddof=1)) if n > 1 else math.nan,
-        "median": float(np.median(finite)) if n else math.nan,
+        "median": float(median),
+        "q25": float(q25),
+        "q75": float(q75),
         "n": n,
         "n_undefined": int(values.size - n),
     }

@@ -1,0 +1,126 @@
+"""``seg-eval``'s numbers: every metric recomputed from a run's saved predictions.
+
+For each fold of ``splits.json`` and each of its validation cases, the label map the run saved in
+``fold_K/predictions/`` is scored against the reference label map in the dataset named by the
+run's ``config.yaml`` (``seg.metrics.case_rows``, lesion detection included). Nothing is
+retrained and nothing is taken from the run's own report. A fold that has not finished or a case
+without a prediction is listed in ``missing``; the evaluation covers what exists and says it is
+incomplete.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from adversarial_seg.data.io import read_label, split_suffix
+from adversarial_seg.data.layouts import discover_cases
+from adversarial_seg.seg.metrics import case_rows
+from adversarial_seg.seg.run import FOLD_DONE, RunStateError, TrainedRun, open_run
+from adversarial_seg.seg.splits import read_splits
+from adversarial_seg.seg.summary import SUMMARY_METRICS, describe, summarise
+
+LESION_COLUMNS = ("ref_lesions", "detected_lesions", "pred_lesions", "false_positive_lesions")
+
+
+@dataclass
+class RunEvaluation:
+    """One run's recomputed rows and statistics."""
+
+    run: TrainedRun
+    name: str
+    folds: list[dict]
+    rows: list[dict] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    train_seconds: float = 0.0
+
+    @property
+    def complete(self) -> bool:
+        return not self.missing
+
+    def summary(self) -> dict:
+        """Per class: ``summarise`` (overall and per-fold means), per-fold full statistics, lesions."""
+        classes = summarise(self.rows)
+        for name, block in classes.items():
+            class_rows = [r for r in self.rows if r["class"] == name]
+            present = [m for m in SUMMARY_METRICS if m in class_rows[0]]
+            block["fold_statistics"] = {
+                str(fold): {m: describe(r[m] for r in class_rows if r["fold"] == fold) for m in present}
+                for fold in sorted({r["fold"] for r in class_rows})
+            }
+            block["lesions"] = lesion_summary(class_rows)
+        return classes
+
+    def values(self) -> dict[str, dict[str, dict[str, float]]]:
+        """class -> metric -> case -> value (the pairs of a comparison)."""
+        out: dict = {}
+        for row in self.rows:
+            for metric in (*SUMMARY_METRICS, "false_positive_lesions"):
+                if metric in row:
+                    out.setdefault(row["class"], {}).setdefault(metric, {})[row["case"]] = float(row[metric])
+        return out
+
+
+def lesion_summary(rows: list[dict]) -> dict:
+    """Pooled lesion-level detection sensitivity and false-positive lesions per case."""
+    reference = sum(int(r["ref_lesions"]) for r in rows)
+    detected = sum(int(r["detected_lesions"]) for r in rows)
+    return {
+        "reference_lesions": reference,
+        "detected_lesions": detected,
+        "detection_sensitivity": detected / reference if reference else float("nan"),
+        "false_positive_lesions_per_case": float(np.mean([int(r["false_positive_lesions"]) for r in rows])),
+        "cases": len(rows),
+    }
+
+
+def prediction_path(folder: Path, case: str) -> Path | None:
+    """The saved label map of ``case`` (any image ending; the ``.npz`` probabilities are not it)."""
+    for path in sorted(folder.glob(f"{case}.*")):
+        stem, suffix = split_suffix(path)
+        if stem == case and suffix:
+            return path
+    return None
+
+
+def evaluate_run(run_dir: Path, lesion_overlap: float = 0.1, name: str | None = None) -> RunEvaluation:
+    """Score every saved validation prediction of a run; RunStateError when it cannot be read."""
+    run = open_run(run_dir)
+    splits_path = run.run_dir / "splits.json"
+    if not splits_path.is_file():
+        raise RunStateError(f"{run.run_dir} has no splits.json; it is not a finished seg-train run")
+    folds = read_splits(splits_path)
+    data = run.config.data
+    if data.root is None or not Path(data.root).is_dir():
+        raise RunStateError(
+            f"the run's dataset {data.root} is not there; seg-eval reads the reference labels from it "
+            "(move it back, or edit data.root in the run's config.yaml)"
+        )
+    records = {r.case_id: r for r in discover_cases(data)}
+    scheme = run.plan.scheme
+    region = run.config.metrics.specificity_region
+    within = scheme.regions[region] if region else None
+    evaluation = RunEvaluation(run, name or run.run_dir.name, folds)
+    for split in folds:
+        fold_dir = run.run_dir / f"fold_{split['fold']}"
+        if not (fold_dir / FOLD_DONE).is_file():
+            evaluation.missing.append(f"fold {split['fold']} has not finished ({fold_dir / FOLD_DONE} is missing)")
+            continue
+        evaluation.train_seconds += json.loads((fold_dir / FOLD_DONE).read_text()).get("seconds", 0.0)
+        for case in split["val"]:
+            path = prediction_path(fold_dir / "predictions", case)
+            record = records.get(case)
+            if path is None or record is None:
+                where = f"no prediction in {fold_dir / 'predictions'}" if path is None else f"not in the dataset {data.root}"
+                evaluation.missing.append(f"case {case} (fold {split['fold']}): {where}")
+                continue
+            prediction, _ = read_label(path)
+            reference, props = read_label(record.label_path, scheme.mask_threshold, scheme.foreground_value)
+            evaluation.rows += case_rows(
+                prediction, reference, scheme.regions, props["spacing"], case=case, patient=record.patient,
+                fold=split["fold"], specificity_within=within, lesion_overlap=lesion_overlap,
+            )  # fmt: skip
+    return evaluation
