@@ -15,12 +15,17 @@ import matplotlib.pyplot as plt  # noqa: E402
 from adversarial_seg.gan.trainer import atomic_write_bytes  # noqa: E402
 
 
-def save_figure(fig, path: Path, dpi: int = 90) -> None:
-    """Write a matplotlib figure as PNG atomically and close it."""
+def figure_png(fig, dpi: int = 90) -> bytes:
+    """A matplotlib figure as PNG bytes; the figure is closed."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi)
     plt.close(fig)
-    atomic_write_bytes(Path(path), buffer.getvalue())
+    return buffer.getvalue()
+
+
+def save_figure(fig, path: Path, dpi: int = 90) -> None:
+    """Write a matplotlib figure as PNG atomically and close it."""
+    atomic_write_bytes(Path(path), figure_png(fig, dpi))
 
 
 def _series(rows: list[dict], key: str):
@@ -39,6 +44,11 @@ TRAINING_PANELS: Panels = (
 
 
 def plot_history(rows: list[dict], path: Path, panels: Panels, title: str = "", panel_width: float = 4.5) -> None:
+    """``history_figure`` written to ``path``."""
+    save_figure(history_figure(rows, panels, title, panel_width), path)
+
+
+def history_figure(rows: list[dict], panels: Panels, title: str = "", panel_width: float = 4.5):
     """One panel per (name, column filter) that matches a column of ``rows``, against the epoch."""
     keys = list(dict.fromkeys(k for r in rows for k in r))
     chosen = [(name, [k for k in keys if pick(k)]) for name, pick in panels]
@@ -55,7 +65,7 @@ def plot_history(rows: list[dict], path: Path, panels: Panels, title: str = "", 
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    save_figure(fig, path)
+    return fig
 
 
 def plot_training_curves(rows: list[dict], path: Path, title: str = "") -> None:

@@ -20,6 +20,8 @@ import numpy as np
 from scipy.stats import wilcoxon
 
 ZERO_METHOD = "wilcox"
+# The metrics of one (run, class) comparison: Holm's correction runs over these.
+COMPARED_METRICS = ("dsc", "iou", "sensitivity", "specificity", "hd95_mm", "false_positive_lesions")
 
 
 def holm(p_values: Sequence[float]) -> list[float]:

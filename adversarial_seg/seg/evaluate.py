@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,8 @@ class RunEvaluation:
     run: TrainedRun
     name: str
     folds: list[dict]
+    records: dict = field(default_factory=dict)  # case -> CaseRecord (image and reference paths)
+    prediction_paths: dict[str, Path] = field(default_factory=dict)
     rows: list[dict] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     train_seconds: float = 0.0
@@ -41,6 +44,7 @@ class RunEvaluation:
     def complete(self) -> bool:
         return not self.missing
 
+    @cached_property
     def summary(self) -> dict:
         """Per class: ``summarise`` (overall and per-fold means), per-fold full statistics, lesions."""
         classes = summarise(self.rows)
@@ -103,7 +107,7 @@ def evaluate_run(run_dir: Path, lesion_overlap: float = 0.1, name: str | None = 
     scheme = run.plan.scheme
     region = run.config.metrics.specificity_region
     within = scheme.regions[region] if region else None
-    evaluation = RunEvaluation(run, name or run.run_dir.name, folds)
+    evaluation = RunEvaluation(run, name or run.run_dir.name, folds, records)
     for split in folds:
         fold_dir = run.run_dir / f"fold_{split['fold']}"
         if not (fold_dir / FOLD_DONE).is_file():
@@ -117,6 +121,7 @@ def evaluate_run(run_dir: Path, lesion_overlap: float = 0.1, name: str | None = 
                 where = f"no prediction in {fold_dir / 'predictions'}" if path is None else f"not in the dataset {data.root}"
                 evaluation.missing.append(f"case {case} (fold {split['fold']}): {where}")
                 continue
+            evaluation.prediction_paths[case] = path
             prediction, _ = read_label(path)
             reference, props = read_label(record.label_path, scheme.mask_threshold, scheme.foreground_value)
             evaluation.rows += case_rows(
@@ -124,3 +129,45 @@ def evaluate_run(run_dir: Path, lesion_overlap: float = 0.1, name: str | None = 
                 fold=split["fold"], specificity_within=within, lesion_overlap=lesion_overlap,
             )  # fmt: skip
     return evaluation
+
+
+def check_comparable(evaluations: list[RunEvaluation]) -> None:
+    """Runs compared case by case must share the splits: RunStateError naming the first difference."""
+    first = evaluations[0]
+    reference = {f["fold"]: sorted(f["val"]) for f in first.folds}
+    for other in evaluations[1:]:
+        folds = {f["fold"]: sorted(f["val"]) for f in other.folds}
+        if set(folds) != set(reference):
+            raise RunStateError(
+                f"runs {first.name} and {other.name} have different folds ({sorted(reference)} vs {sorted(folds)}); "
+                "compare runs trained on one splits.json (cv.splits_file)"
+            )
+        for fold, cases in reference.items():
+            if folds[fold] != cases:
+                raise RunStateError(
+                    f"runs {first.name} and {other.name} used different splits (fold {fold} has other validation "
+                    "cases); compare runs trained on one splits.json (cv.splits_file)"
+                )
+
+
+def seed_spread(evaluations: list[RunEvaluation], metrics=("dsc", "sensitivity", "specificity")) -> dict:
+    """Schemes run with several seeds: mean of the runs' means and the seed-to-seed std of them."""
+    by_scheme: dict[str, list[RunEvaluation]] = {}
+    for e in evaluations:
+        by_scheme.setdefault(e.run.config.scheme, []).append(e)
+    spread = {}
+    for scheme, runs in by_scheme.items():
+        if len({r.run.config.seed for r in runs}) < 2:
+            continue
+        summaries = [r.summary for r in runs]
+        block: dict = {"runs": [r.name for r in runs]}
+        for cls in summaries[0]:
+            block[cls] = {}
+            for metric in metrics:
+                means = [s[cls]["overall"][metric]["mean"] for s in summaries if metric in s.get(cls, {}).get("overall", {})]
+                block[cls][metric] = {
+                    "mean": float(np.mean(means)) if means else float("nan"),
+                    "seed_std": float(np.std(means, ddof=1)) if len(means) > 1 else float("nan"),
+                }
+        spread[scheme] = block
+    return spread

@@ -5,7 +5,9 @@ import math
 import numpy as np
 import pytest
 
-from adversarial_seg.seg.metrics import CASE_COLUMNS, case_rows, confusion_counts, dsc, hd95_mm, iou, sensitivity, specificity
+from adversarial_seg.seg.metrics import (
+    CASE_COLUMNS, case_rows, confusion_counts, dsc, hd95_mm, iou, lesion_detection, sensitivity, specificity,
+)
 
 
 def test_counts_and_metrics_hand_computed():
@@ -64,3 +66,29 @@ def test_case_rows_regions_union_label_values():
     assert tumour["dsc"] == pytest.approx(0.5)
     # inside the gland reference (5 voxels, 2 of them tumour): tn 2, fp 1 -> 2/3
     assert tumour["specificity_in_region"] == pytest.approx(2 / 3)
+
+
+def test_lesion_detection_counts_components_in_3d():
+    ref = np.zeros((6, 6, 4), bool)
+    ref[0:2, 0:2, 0:2] = True  # lesion A, 8 voxels
+    ref[4:6, 4:6, 2:4] = True  # lesion B, 8 voxels
+    pred = np.zeros_like(ref)
+    pred[0, 0, 0] = True  # covers 1/8 of A
+    pred[3, 0, 3] = True  # a false blob
+    assert lesion_detection(pred, ref, 0.1) == {
+        "ref_lesions": 2, "detected_lesions": 1, "pred_lesions": 2, "false_positive_lesions": 1,
+    }  # fmt: skip
+    assert lesion_detection(pred, ref, 0.2)["detected_lesions"] == 0  # 1/8 < 0.2
+    # one blob over the whole image covers both lesions, but only 16/144 of it is lesion
+    everything = np.ones_like(ref)
+    assert lesion_detection(everything, ref, 0.1) == {
+        "ref_lesions": 2, "detected_lesions": 2, "pred_lesions": 1, "false_positive_lesions": 0,
+    }  # fmt: skip
+    assert lesion_detection(everything, ref, 0.2)["false_positive_lesions"] == 1
+
+
+def test_case_rows_add_lesion_counts_when_asked():
+    ref = np.array([[0, 1, 0, 1]])
+    rows = case_rows(ref, ref, {"lesion": [1]}, (1, 1), "c", lesion_overlap=0.5)
+    assert (rows[0]["ref_lesions"], rows[0]["detected_lesions"], rows[0]["false_positive_lesions"]) == (2, 2, 0)
+    assert "ref_lesions" not in case_rows(ref, ref, {"lesion": [1]}, (1, 1), "c")[0]

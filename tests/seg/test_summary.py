@@ -40,3 +40,12 @@ def test_table_has_fold_and_overall_rows():
     table = format_table(summarise(rows()), metrics=("dsc",))
     assert "| t | overall | 5 | 0.700 ± 0.200 |" in table
     assert "| t | 0 | 2 | 0.700 |" in table
+
+
+def test_median_and_quartiles_interpolate_linearly():
+    s = summarise(rows(), metrics=("specificity",))["t"]["overall"]["specificity"]
+    # sorted 0.8, 0.9, 0.95, 1.0, 1.0: positions 1 (q25), 2 (median), 3 (q75)
+    assert (s["q25"], s["median"], s["q75"]) == pytest.approx((0.9, 0.95, 1.0))
+    four = summarise([{**r, "dsc": v} for r, v in zip(rows(), [1, 2, 3, 4, float("nan")])], metrics=("dsc",))
+    d = four["t"]["overall"]["dsc"]
+    assert (d["q25"], d["median"], d["q75"]) == pytest.approx((1.75, 2.5, 3.25))  # 25 % of the way from 1 to 2, ...

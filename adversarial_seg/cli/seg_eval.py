@@ -1,0 +1,94 @@
+"""seg-eval: k-fold evaluation reports recomputed from a run's saved predictions.
+
+    seg-eval RUN [RUN ...] [--output DIR] [--format md,html,json,csv] [--lesion-overlap 0.1]
+
+One run: per class, per fold and overall statistics, lesion detection, worst cases, training
+curves. Several runs on the same splits (schemes and/or seeds): also a comparison table, paired
+Wilcoxon tests against the first run with Holm correction, and the seed-to-seed spread.
+
+Exit codes: 0 a complete report; 1 a report was written but a run is incomplete (missing folds
+or cases are named in it); 2 nothing was written because the input is wrong (not a run, the
+runs used different splits, a missing dataset, a bad argument).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from adversarial_seg.cli.common import EXIT_FAILED, EXIT_OK, fail
+
+FORMATS = ("md", "html", "json", "csv")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="seg-eval", description=__doc__.split("\n\n")[0])
+    parser.add_argument("runs", nargs="+", type=Path, metavar="RUN", help="run directories written by seg-train")
+    parser.add_argument("--output", type=Path,
+                        help="report folder (default: RUN/report for one run, <parent>/comparison for several)")  # fmt: skip
+    parser.add_argument("--format", default=",".join(FORMATS), help="comma-separated subset of md,html,json,csv")
+    parser.add_argument("--lesion-overlap", type=float, default=0.1,
+                        help="fraction of a lesion that must be covered to count as detected (default 0.1)")  # fmt: skip
+    return parser
+
+
+def expand(paths: list[Path]) -> list[Path]:
+    """A folder of runs (a multi-scheme or multi-seed call's output) stands for the runs in it."""
+    runs = []
+    for path in paths:
+        inner = sorted(p.parent for p in path.glob("*/config.yaml"))
+        runs += [path] if (path / "config.yaml").is_file() or not inner else inner
+    return runs
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    formats = {f.strip() for f in args.format.split(",") if f.strip()}
+    if not formats or not formats <= set(FORMATS):
+        return fail(f"--format {args.format!r}: choose from {', '.join(FORMATS)}")
+    if not 0 < args.lesion_overlap <= 1:
+        return fail(f"--lesion-overlap {args.lesion_overlap}: give a fraction in (0, 1]")
+    from adversarial_seg.gan.trainer import atomic_write_bytes
+    from adversarial_seg.seg.compare import COMPARED_METRICS, compare_to_first
+    from adversarial_seg.seg.eval_report import build_blocks, write_report
+    from adversarial_seg.seg.evaluate import check_comparable, evaluate_run, seed_spread
+    from adversarial_seg.seg.run import RunStateError
+    from adversarial_seg.seg.summary import format_table, write_cases_csv, write_json
+
+    runs = expand(args.runs)
+    names = [p.name if len(runs) == 1 or p.parent == runs[0].parent else str(p) for p in runs]
+    try:
+        evaluations = [evaluate_run(path, args.lesion_overlap, name) for path, name in zip(runs, names)]
+        if len(evaluations) > 1:
+            check_comparable(evaluations)
+    except RunStateError as exc:
+        return fail(str(exc))
+    output = args.output or (runs[0] / "report" if len(runs) == 1 else runs[0].parent / "comparison")
+    comparison = compare_to_first([e.values() for e in evaluations], names, COMPARED_METRICS) if len(runs) > 1 else []
+    spread = seed_spread(evaluations)
+    blocks = build_blocks(evaluations, comparison, spread, args.lesion_overlap)
+    written = write_report(blocks, output, formats, atomic_write_bytes)
+    if "json" in formats:
+        body = {"runs": {e.name: {"run_dir": str(e.run.run_dir), "complete": e.complete, "missing": e.missing,
+                                  "classes": e.summary} for e in evaluations},
+                "lesion_overlap": args.lesion_overlap, "comparison": comparison, "seed_spread": spread}  # fmt: skip
+        write_json(body, output / "evaluation.json")
+        written.append(output / "evaluation.json")
+    if "csv" in formats:
+        rows = [{"run": e.name, **r} for e in evaluations for r in e.rows]
+        write_cases_csv(rows, output / "evaluation_cases.csv")
+        written.append(output / "evaluation_cases.csv")
+    for e in evaluations:
+        print(f"\n{e.name}" + ("" if e.complete else f" (INCOMPLETE: {len(e.missing)} missing)"))
+        print(format_table(e.summary))
+    print("\nwrote " + ", ".join(str(p) for p in written))
+    incomplete = [e for e in evaluations if not e.complete]
+    for e in incomplete:
+        for item in e.missing:
+            print(f"error: {e.name}: {item}", file=sys.stderr)
+    return EXIT_FAILED if incomplete else EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,209 @@
+"""``seg-eval``'s report: one list of blocks, rendered as Markdown (figures as PNG files beside
+it, for GitHub) and as one self-contained HTML file (figures embedded as base64, reads offline).
+
+Blocks are tuples: ``("h", level, text)``, ``("p", text)``, ``("table", header, rows)``,
+``("image", file name, png bytes, caption)``.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from pathlib import Path
+
+from adversarial_seg import __version__
+from adversarial_seg.provenance import read_resolved_config
+from adversarial_seg.seg import eval_figures
+from adversarial_seg.seg.compare import ZERO_METHOD
+
+TABLE_METRICS = ("dsc", "iou", "sensitivity", "specificity", "specificity_in_region", "hd95_mm")
+KOHL_METRICS = ("dsc", "sensitivity", "specificity")
+
+
+def fmt(value, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "n/a"
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def mean_std(stats: dict | None, digits: int = 3) -> str:
+    if not stats or stats.get("n", 0) == 0:
+        return "n/a"
+    if not math.isfinite(stats["std"]):
+        return fmt(stats["mean"], digits)
+    return f"{fmt(stats['mean'], digits)} ± {fmt(stats['std'], digits)}"
+
+
+def median_iqr(stats: dict | None, digits: int = 3) -> str:
+    if not stats or stats.get("n", 0) == 0:
+        return "n/a"
+    return f"{fmt(stats['median'], digits)} [{fmt(stats['q25'], digits)}, {fmt(stats['q75'], digits)}]"
+
+
+def provenance_block(evaluations) -> list:
+    rows = []
+    for e in evaluations:
+        _, provenance = read_resolved_config(e.run.run_dir / "config.yaml")
+        versions = provenance.get("versions", {})
+        folds = e.folds
+        rows.append([
+            e.name, e.run.config.scheme, str(e.run.config.seed), provenance.get("config_hash", "?")[:12],
+            str(provenance.get("git_commit", "?"))[:12], versions.get("adversarial_seg", "?"),
+            str(e.run.config.data.root), f"{len(folds)} folds, {sum(len(f['val']) for f in folds)} cases",
+            f"{e.train_seconds / 60:.1f} min", "yes" if e.complete else "NO",
+        ])  # fmt: skip
+    header = ["run", "scheme", "seed", "config hash", "git commit", "version", "dataset", "splits",
+              "train time", "complete"]  # fmt: skip
+    return [("table", header, rows)]
+
+
+def run_blocks(e, lesion_overlap: float) -> list:
+    """Everything about one run: statistics per class, lesions, empty references, pictures."""
+    blocks: list = [("h", 2, f"Run {e.name}")]
+    if e.missing:
+        blocks.append(("p", "INCOMPLETE. Missing: " + "; ".join(e.missing) + ". The numbers below cover what exists."))
+    summary = e.summary
+    scheme = e.run.plan.scheme
+    for cls, s in summary.items():
+        present = [m for m in TABLE_METRICS if m in s["overall"]]
+        blocks.append(("h", 3, f"{e.name}: {cls}"))
+        rows = [[f"fold {fold}", str(stats[present[0]]["n"] + stats[present[0]]["n_undefined"]),
+                 *[mean_std(stats[m]) for m in present]] for fold, stats in s["fold_statistics"].items()]  # fmt: skip
+        rows.append(["overall", str(s["n_cases"]), *[mean_std(s["overall"][m]) for m in present]])
+        rows.append(["overall median [IQR]", str(s["n_cases"]), *[median_iqr(s["overall"][m]) for m in present]])
+        blocks.append(("table", ["", "cases", *present], rows))
+        lesions = s["lesions"]
+        empty = s["n_empty_reference"]
+        blocks.append(("p", (
+            f"Lesions (connected components; detected when the prediction covers at least {lesion_overlap:.0%} of "
+            f"a reference lesion, a predicted lesion is false when less than {lesion_overlap:.0%} of it lies in reference "
+            f"lesions): {lesions['detected_lesions']} of {lesions['reference_lesions']} detected "
+            f"(sensitivity {fmt(lesions['detection_sensitivity'])}), {fmt(lesions['false_positive_lesions_per_case'], 2)} "
+            f"false-positive lesions per case. Cases with an empty reference: {empty}"
+            + (f" (false-positive case rate {fmt(s['false_positive_case_rate'])}, mean false-positive voxels "
+               f"{fmt(s['mean_false_positive_voxels_on_empty'], 1)}); DSC, IoU, sensitivity and HD95 are undefined "
+               "there and left out of their statistics." if empty else ".")
+            + " HD95 uses each case's voxel spacing; an empty prediction of a non-empty reference scores the "
+              "image diagonal in mm."
+        )))  # fmt: skip
+        picture = eval_figures.worst_cases(e, cls, scheme.regions[cls])
+        if picture:
+            blocks.append(("image", f"{e.name}_{cls}_worst.png", picture, f"{e.name}: the three lowest-DSC {cls} cases"))
+    for fold in range(len(e.folds)):
+        curves = eval_figures.training_curves(e.run.run_dir, fold, f"{e.name} fold {fold}")
+        if curves:
+            blocks.append(("image", f"{e.name}_fold{fold}_curves.png", curves, f"{e.name} fold {fold}: training curves"))
+    return blocks
+
+
+def comparison_blocks(evaluations, comparison: list[dict], seed_spread: dict) -> list:
+    """Kohl-style table (runs x classes x DSC / sensitivity / specificity), p-values, seeds."""
+    names = [e.name for e in evaluations]
+    summaries = [e.summary for e in evaluations]
+    classes = list(summaries[0])
+    header = ["run"] + [f"{cls} {m}" for cls in classes for m in KOHL_METRICS]
+    rows = [[name] + [mean_std(s.get(cls, {}).get("overall", {}).get(m)) for cls in classes for m in KOHL_METRICS]
+            for name, s in zip(names, summaries)]  # fmt: skip
+    blocks: list = [("h", 2, "Comparison"), ("p", "Mean ± sample std over cases, each scored once in its validation fold."),
+                    ("table", header, rows)]  # fmt: skip
+    if seed_spread:
+        spread_rows = [[scheme, str(len(block["runs"])), *[
+            f"{fmt(block[cls][m]['mean'])} (seed sd {fmt(block[cls][m]['seed_std'])})" for cls in classes for m in KOHL_METRICS
+        ]] for scheme, block in seed_spread.items()]  # fmt: skip
+        blocks += [("p", "Per scheme over seeds: mean of the runs' means, and the seed-to-seed standard deviation "
+                    "of those means (how much of a scheme difference one seed's noise could explain)."),
+                   ("table", ["scheme", "seeds"] + header[1:], spread_rows)]  # fmt: skip
+    if comparison:
+        blocks += [
+            ("p", f"Paired per case against {names[0]}: Wilcoxon signed-rank test (two-sided, SciPy zero_method="
+                  f"'{ZERO_METHOD}': zero differences dropped), p-values Holm-corrected across the metrics of "
+                  "each run and class. Difference = run - first run."),
+            ("table", ["run", "class", "metric", "pairs", "mean difference", "median difference", "p", "p (Holm)"],
+             [[r["run"], r["class"], r["metric"], str(r["n_pairs"]), fmt(r["mean_difference"], 4),
+               fmt(r["median_difference"], 4), fmt(r["p_value"], 4), fmt(r["p_holm"], 4)] for r in comparison]),
+        ]  # fmt: skip
+    for cls in classes:
+        blocks.append(("image", f"distributions_{cls}.png", eval_figures.metric_distributions(evaluations, cls),
+                       f"{cls}: per-case metrics, one box per run"))  # fmt: skip
+    return blocks
+
+
+def build_blocks(evaluations, comparison, seed_spread, lesion_overlap: float) -> list:
+    title = evaluations[0].name if len(evaluations) == 1 else ", ".join(e.name for e in evaluations)
+    blocks: list = [("h", 1, f"Evaluation: {title}"),
+                    ("p", f"adversarial_seg {__version__}, seg-eval: every metric recomputed from the saved "
+                          "cross-validation predictions.")]  # fmt: skip
+    blocks += provenance_block(evaluations)
+    if len(evaluations) > 1:
+        blocks += comparison_blocks(evaluations, comparison, seed_spread)
+    else:
+        blocks += [("image", f"distributions_{cls}.png", eval_figures.metric_distributions(evaluations, cls),
+                    f"{cls}: per-case metrics") for cls in evaluations[0].summary]  # fmt: skip
+    for e in evaluations:
+        blocks += run_blocks(e, lesion_overlap)
+    return blocks
+
+
+def render_markdown(blocks: list, figure_dir: str = "figures") -> tuple[str, dict[str, bytes]]:
+    """(Markdown text, {relative path: PNG bytes}) for the figure files it links."""
+    lines, files = [], {}
+    for block in blocks:
+        kind = block[0]
+        if kind == "h":
+            lines += ["#" * block[1] + " " + block[2], ""]
+        elif kind == "p":
+            lines += [block[1], ""]
+        elif kind == "table":
+            _, header, rows = block
+            lines.append("| " + " | ".join(header) + " |")
+            lines.append("|" + "---|" * len(header))
+            lines += ["| " + " | ".join(str(c).replace("|", "/") for c in row) + " |" for row in rows]
+            lines.append("")
+        elif kind == "image":
+            _, name, data, caption = block
+            files[f"{figure_dir}/{name}"] = data
+            lines += [f"![{caption}]({figure_dir}/{name})", ""]
+    return "\n".join(lines), files
+
+
+def render_html(blocks: list) -> str:
+    """One self-contained HTML page: styles inline, figures as data URIs."""
+    body = []
+    for block in blocks:
+        kind = block[0]
+        if kind == "h":
+            body.append(f"<h{block[1]}>{html.escape(block[2])}</h{block[1]}>")
+        elif kind == "p":
+            body.append(f"<p>{html.escape(block[1])}</p>")
+        elif kind == "table":
+            _, header, rows = block
+            head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+            cells = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+            body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{cells}</tbody></table>")
+        elif kind == "image":
+            _, _, data, caption = block
+            encoded = base64.b64encode(data).decode()
+            body.append(f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{encoded}">'
+                        f"<figcaption>{html.escape(caption)}</figcaption></figure>")  # fmt: skip
+    style = ("body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
+             "table{border-collapse:collapse;margin:1em 0;font-size:0.85em}"
+             "td,th{border:1px solid #bbb;padding:3px 6px;text-align:right}th{background:#eee}"
+             "img{max-width:100%}figcaption{font-size:0.8em;color:#555}")  # fmt: skip
+    return (f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>seg-eval report</title>'
+            f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n")  # fmt: skip
+
+
+def write_report(blocks: list, output: Path, formats: set[str], atomic_write) -> list[Path]:
+    """Write report.md (+ figures/) and report.html as asked; returns the paths written."""
+    written = []
+    if "md" in formats:
+        text, files = render_markdown(blocks)
+        for relative, data in files.items():
+            atomic_write(output / relative, data)
+        atomic_write(output / "report.md", text.encode())
+        written.append(output / "report.md")
+    if "html" in formats:
+        atomic_write(output / "report.html", render_html(blocks).encode())
+        written.append(output / "report.html")
+    return written

@@ -1,0 +1,113 @@
+"""seg-eval end to end: two schemes on the same phantom folds, a single run, an incomplete run."""
+
+import base64
+import csv
+import json
+import re
+import shutil
+
+import numpy as np
+import pytest
+import yaml
+from scipy.stats import wilcoxon
+
+from adversarial_seg.cli.seg_eval import main as evaluate
+from adversarial_seg.cli.seg_train import main as train
+from adversarial_seg.data.phantoms import phantom_data_config, write_prostate_phantoms
+
+TINY = {
+    "model": {
+        "segmentor": {"name": "UNet", "channels": [8, 16, 32], "strides": [2, 2], "num_res_units": 0},
+        "discriminator": {"channels": 8},
+    },
+    "schemes": ["ce", "hybrid"],
+    "train": {"epochs": 2, "batch_size": 8},
+    "cv": {"folds": 2},
+    "metrics": {"specificity_region": "gland"},
+}
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    base = tmp_path_factory.mktemp("eval")
+    root = write_prostate_phantoms(base / "phantoms", cases=6, seed=2, size=(48, 40, 5))
+    config = {**TINY, "data": {**phantom_data_config("prostate", root), "size": [48, 48]}}
+    (base / "two.yaml").write_text(yaml.safe_dump(config))
+    assert train(["--config", str(base / "two.yaml"), "--output", str(base / "study"), "--no-progress"]) == 0
+    return base / "study"
+
+
+def test_two_schemes_compared_case_by_case(study, capsys):
+    assert evaluate([str(study)]) == 0
+    out = study / "comparison"
+    body = json.loads((out / "evaluation.json").read_text())
+    assert set(body["runs"]) == {"ce", "hybrid"} and all(r["complete"] for r in body["runs"].values())
+    # the p-values are Wilcoxon's on the per-case differences in the recomputed rows
+    rows = list(csv.DictReader(open(out / "evaluation_cases.csv")))
+    dsc = {run: {r["case"]: float(r["dsc"]) for r in rows if r["run"] == run and r["class"] == "gland"} for run in ("ce", "hybrid")}
+    differences = [dsc["hybrid"][c] - dsc["ce"][c] for c in sorted(dsc["ce"])]
+    row = next(r for r in body["comparison"] if r["class"] == "gland" and r["metric"] == "dsc")
+    assert row["n_pairs"] == 6
+    assert row["p_value"] == pytest.approx(wilcoxon(differences, zero_method="wilcox").pvalue)
+    block = [r for r in body["comparison"] if r["class"] == "gland"]
+    p = sorted(r["p_value"] for r in block)
+    assert min(r["p_holm"] for r in block) == pytest.approx(min(1.0, len(p) * p[0]))
+    # the Markdown comparison table in Kohl's layout, and the report's provenance
+    markdown = (out / "report.md").read_text()
+    assert "| run | gland dsc | gland sensitivity | gland specificity | lesion dsc |" in markdown
+    ce_mean = np.mean(list(dsc["ce"].values()))
+    assert re.search(rf"\| ce \| {ce_mean:.3f} ± ", markdown)
+    assert "zero_method='wilcox'" in markdown and "Holm" in markdown
+    for figure in re.findall(r"\]\((figures/[^)]+)\)", markdown):
+        assert (out / figure).is_file()
+    # every image in the HTML is embedded: no file or network reference
+    page = (out / "report.html").read_text()
+    sources = re.findall(r'src="([^"]*)"', page)
+    assert sources and all(s.startswith("data:image/png;base64,") for s in sources)
+    for source in sources:
+        assert base64.b64decode(source.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not re.search(r'(href|src)="(http|file|/|\.)', page)
+    for text in ("config hash", "git commit", str(study / "ce").split("/")[-1], "2 folds, 6 cases", "train time"):
+        assert text in page
+    assert "ce" in capsys.readouterr().out
+
+
+def test_one_run_report_lands_in_its_report_folder(study):
+    assert evaluate([str(study / "hybrid"), "--format", "md,json"]) == 0
+    report = study / "hybrid" / "report"
+    assert (report / "report.md").is_file() and not (report / "report.html").exists()
+    classes = json.loads((report / "evaluation.json").read_text())["runs"]["hybrid"]["classes"]
+    gland = classes["gland"]
+    # recomputed from the predictions, equal to what seg-train scored at the end of each fold
+    assert gland["overall"]["dsc"]["mean"] == pytest.approx(
+        json.loads((report / "summary.json").read_text())["classes"]["gland"]["overall"]["dsc"]["mean"], abs=1e-5
+    )
+    assert {"median", "q25", "q75"} <= set(gland["overall"]["hd95_mm"])
+    assert set(gland["fold_statistics"]) == {"0", "1"} and "specificity_in_region" in gland["overall"]
+    assert gland["lesions"]["reference_lesions"] >= 6
+
+
+def test_missing_fold_and_case_are_named_and_the_report_marked_incomplete(study, tmp_path, capsys):
+    run = tmp_path / "ce"
+    shutil.copytree(study / "ce", run)
+    (run / "fold_1" / "fold_done.json").unlink()
+    splits = json.loads((run / "splits.json").read_text())
+    lost = splits[0]["val"][0]
+    next((run / "fold_0" / "predictions").glob(f"{lost}.nii*")).unlink()
+    assert evaluate([str(run)]) == 1
+    err = capsys.readouterr().err
+    assert "fold 1 has not finished" in err and f"case {lost} (fold 0): no prediction" in err
+    body = json.loads((run / "report" / "evaluation.json").read_text())["runs"]["ce"]
+    assert not body["complete"] and body["classes"]["gland"]["n_cases"] == len(splits[0]["val"]) - 1
+    assert "INCOMPLETE" in (run / "report" / "report.md").read_text()
+
+
+def test_runs_on_different_splits_are_refused(study, tmp_path, capsys):
+    other = tmp_path / "hybrid"
+    shutil.copytree(study / "hybrid", other)
+    splits = json.loads((other / "splits.json").read_text())
+    splits[0]["val"], splits[1]["val"] = splits[1]["val"], splits[0]["val"]
+    (other / "splits.json").write_text(json.dumps(splits))
+    assert evaluate([str(study / "ce"), str(other), "--output", str(tmp_path / "cmp")]) == 2
+    assert "used different splits" in capsys.readouterr().err
+    assert not (tmp_path / "cmp").exists()

@@ -1,0 +1,42 @@
+"""Paired Wilcoxon tests and Holm's correction, against hand-computed values."""
+
+import math
+
+import pytest
+
+from adversarial_seg.seg.compare import compare_to_first, holm, paired_test
+
+
+def test_holm_steps_down_and_keeps_order_and_nans():
+    # sorted 0.01 (x3), 0.03 (x2 = 0.06), 0.04 (x1 = 0.04, raised to the running max 0.06)
+    assert holm([0.04, float("nan"), 0.01, 0.03]) == pytest.approx([0.06, math.nan, 0.03, 0.06], nan_ok=True)
+    assert holm([0.5, 0.6]) == pytest.approx([1.0, 1.0])  # capped at 1
+
+
+def test_wilcoxon_exact_p_for_five_positive_differences():
+    first = {c: 0.5 for c in "abcdef"}
+    other = {"a": 0.6, "b": 0.7, "c": 0.8, "d": 0.9, "e": 1.0, "f": 0.5}  # f: zero difference, dropped
+    result = paired_test(first, other)
+    # exact null distribution: all 5 signs positive has probability 1/32; two-sided 2/32
+    assert result["p_value"] == pytest.approx(2 / 32)
+    assert result["n_pairs"] == 6 and result["n_zero_differences"] == 1
+    assert result["mean_difference"] == pytest.approx(1.5 / 6)
+    assert result["median_difference"] == pytest.approx(0.25)
+
+
+def test_pairs_use_cases_defined_in_both_runs():
+    first = {"a": 0.1, "b": float("nan"), "c": 0.3}
+    other = {"a": 0.2, "b": 0.5, "d": 0.9}
+    result = paired_test(first, other)
+    assert result["n_pairs"] == 1 and result["mean_difference"] == pytest.approx(0.1)
+    assert math.isnan(paired_test({"a": 1.0}, {"a": 1.0})["p_value"])  # only zero differences: no test
+
+
+def test_comparison_rows_are_holm_corrected_per_run_and_class():
+    base = {"t": {"dsc": {c: 0.5 for c in "abcde"}, "sensitivity": {c: 0.5 for c in "abcde"}}}
+    better = {"t": {"dsc": {c: 0.5 + 0.1 * (i + 1) for i, c in enumerate("abcde")},
+                    "sensitivity": {c: 0.5 + 0.1 * (i + 1) for i, c in enumerate("abcde")}}}  # fmt: skip
+    rows = compare_to_first([base, better], ["ce", "hybrid"], ("dsc", "sensitivity"))
+    assert [(r["run"], r["metric"]) for r in rows] == [("hybrid", "dsc"), ("hybrid", "sensitivity")]
+    assert [r["p_value"] for r in rows] == pytest.approx([2 / 32, 2 / 32])
+    assert [r["p_holm"] for r in rows] == pytest.approx([4 / 32, 4 / 32])  # 2 metrics: x2 then the running max
