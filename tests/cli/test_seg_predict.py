@@ -164,3 +164,41 @@ def test_a_killed_batch_leaves_no_partial_file_and_a_rerun_completes_it(trained,
     reference = read_label(out / "prostate_000.nii.gz")[0]
     for copy in range(12):
         np.testing.assert_array_equal(read_label(out / f"copy{copy:02d}.nii.gz")[0], reference)
+
+
+def test_mha_volumes_get_mha_label_maps_on_their_grid(trained, tmp_path):
+    import SimpleITK as sitk
+
+    run, root = trained
+    folder = tmp_path / "mha"
+    folder.mkdir()
+    for channel in (0, 1):
+        image = sitk.ReadImage(str(root / "imagesTr" / f"prostate_002_000{channel}.nii.gz"))
+        sitk.WriteImage(image, str(folder / f"prostate_002_000{channel}.mha"))
+    assert predict(["--model", str(run), "--input", str(folder), "--output", str(tmp_path / "out"), "--no-progress"]) == 0
+    source, written = sitk.ReadImage(str(folder / "prostate_002_0000.mha")), sitk.ReadImage(str(tmp_path / "out" / "prostate_002.mha"))
+    assert written.GetSize() == source.GetSize()
+    assert np.allclose(written.GetOrigin(), source.GetOrigin()) and np.allclose(written.GetSpacing(), source.GetSpacing())
+    assert np.allclose(written.GetDirection(), source.GetDirection())
+    assert written.GetPixelID() == sitk.sitkUInt8
+
+
+def test_a_skin_model_writes_png_masks_for_png_and_jpg_images(tmp_path):
+    from PIL import Image
+
+    from adversarial_seg.data.phantoms import write_skin_phantoms
+
+    root = write_skin_phantoms(tmp_path / "skin", cases=4, seed=0, size=(40, 56))
+    config = {**TINY, "data": {**phantom_data_config("skin", root), "size": [32, 48]}}
+    (tmp_path / "skin.yaml").write_text(yaml.safe_dump(config))
+    assert train(["--config", str(tmp_path / "skin.yaml"), "--output", str(tmp_path / "run"), "--no-progress"]) == 0
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    first, second = sorted((root / "images").glob("*.png"))[:2]
+    shutil.copy(first, inputs / first.name)
+    Image.open(second).convert("RGB").save(inputs / f"{second.stem}.jpg", quality=95)
+    out = tmp_path / "out"
+    assert predict(["--model", str(tmp_path / "run"), "--input", str(inputs), "--output", str(out), "--no-progress"]) == 0
+    for name in (first.stem, second.stem):
+        mask = np.asarray(Image.open(out / f"{name}.png"))
+        assert mask.shape == (40, 56) and set(np.unique(mask)) <= {0, 255}
