@@ -47,6 +47,9 @@ SUFFIX_FORMATS: dict[str, str] = {
     ".bmp": "bmp",
 }
 ITK_FORMATS = {"mha", "mhd", "nrrd"}
+PIL_FORMATS = {"png", "jpg", "bmp"}
+# nibabel's RAS and ITK's LPS differ by the sign of the first two world axes.
+_LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
 
 def _sitk():
@@ -54,9 +57,6 @@ def _sitk():
     import SimpleITK
 
     return SimpleITK
-PIL_FORMATS = {"png", "jpg", "bmp"}
-# nibabel's RAS and ITK's LPS differ by the sign of the first two world axes.
-_LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
 
 def split_suffix(path: str | Path) -> tuple[str, str]:
@@ -80,11 +80,9 @@ def format_of(path: str | Path) -> str:
 
 
 def label_suffix(props: dict) -> str:
-    """File ending for a label map written next to an input with ``props``.
-
-    JPEG is lossy and cannot hold a label map, so labels for JPEG inputs are PNG.
-    """
-    return ".png" if props["format"] == "jpg" else props["suffix"]
+    """File ending for a label map written next to an input with ``props``: the input's own for
+    volumes, PNG for 2D images (JPEG is lossy and cannot hold a label map; one ending for all)."""
+    return ".png" if props["format"] in PIL_FORMATS else props["suffix"]
 
 
 # --------------------------------------------------------------------------- reading

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from adversarial_seg.data.io import read_label, split_suffix
+from adversarial_seg.data.io import read_label
 from adversarial_seg.data.layouts import discover_cases
 from adversarial_seg.seg.metrics import case_rows
-from adversarial_seg.seg.run import FOLD_DONE, RunStateError, TrainedRun, open_run
+from adversarial_seg.seg.run import FOLD_DONE, RunStateError, TrainedRun, open_run, prediction_path
 from adversarial_seg.seg.splits import read_splits
 from adversarial_seg.seg.summary import SUMMARY_METRICS, describe, summarise
 
@@ -79,15 +79,6 @@ def lesion_summary(rows: list[dict]) -> dict:
         "false_positive_lesions_per_case": float(np.mean([int(r["false_positive_lesions"]) for r in rows])),
         "cases": len(rows),
     }
-
-
-def prediction_path(folder: Path, case: str) -> Path | None:
-    """The saved label map of ``case`` (any image ending; the ``.npz`` probabilities are not it)."""
-    for path in sorted(folder.glob(f"{case}.*")):
-        stem, suffix = split_suffix(path)
-        if stem == case and suffix:
-            return path
-    return None
 
 
 def evaluate_run(run_dir: Path, lesion_overlap: float = 0.1, name: str | None = None) -> RunEvaluation:

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from adversarial_seg.data.dataset import native_label_values, prepare_case
-from adversarial_seg.data.io import format_of, read_label, remove_stale_temporaries, split_suffix, write_label
+from adversarial_seg.data.io import format_of, label_suffix, read_label, remove_stale_temporaries, split_suffix, write_label
 from adversarial_seg.data.layouts import CHANNEL_FILE, CaseRecord
 from adversarial_seg.data.validate import geometry_mismatch
 from adversarial_seg.runtime import Precision
@@ -110,8 +110,8 @@ def describe(case: InputCase) -> str:
 
 
 def output_suffix(path: Path) -> str:
-    """Ending of the label map for an input file: the input's, PNG for 2D image formats."""
-    return ".png" if format_of(path) in ("png", "jpg", "bmp") else split_suffix(path)[1]
+    """Ending of the label map for an input file (``io.label_suffix``), without reading it."""
+    return label_suffix({"format": format_of(path), "suffix": split_suffix(path)[1]})
 
 
 def _first_line(exc: BaseException) -> str:

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from adversarial_seg.config import Config, ConfigError, config_from_mapping
+from adversarial_seg.data.io import split_suffix
 from adversarial_seg.data.transforms import DataPlan
 from adversarial_seg.gan.trainer import atomic_write_bytes
 from adversarial_seg.provenance import read_resolved_config
@@ -29,6 +30,16 @@ POSTPROCESSING = Path("report") / "postprocessing.json"
 
 class RunStateError(ValueError):
     """The run directory's state does not allow the requested work (exit code 2)."""
+
+
+def prediction_path(predictions: Path, case: str) -> Path | None:
+    """The label map saved for ``case`` in a ``predictions/`` folder (any image ending; not the
+    ``.npz`` probabilities), or None."""
+    for path in sorted(predictions.glob(f"{case}.*")):
+        stem, suffix = split_suffix(path)
+        if stem == case and suffix:
+            return path
+    return None
 
 
 def write_data_plan(plan: DataPlan, run_dir: Path) -> None:
