@@ -21,8 +21,9 @@ HEADER = """# Results (measured)
 
 This page is rendered by `python scripts/render_results.py` from the records under
 `docs/results/` (segmentation: `docs/results/seg/*.json`, written by
-`scripts/collect_seg_results.py` from a finished run; GAN variants: `docs/results/gan/*.json`,
-written by `scripts/bench/gan_results.py`). Do not edit it by hand: a test re-renders it and
+`scripts/collect_seg_results.py` from a finished run; scheme comparisons:
+`docs/results/eval/*.json`, written by `scripts/collect_eval_results.py` from a seg-eval report;
+GAN variants: `docs/results/gan/*.json`, written by `scripts/bench/gan_results.py`). Do not edit it by hand: a test re-renders it and
 fails on any difference.
 """
 
@@ -32,6 +33,9 @@ def render() -> str:
     seg = sorted((RESULTS / "seg").glob("*.json"))
     parts.append("## Segmentation: k-fold cross-validation\n")
     parts.append(render_seg_results(seg) if seg else "No segmentation study recorded yet.\n")
+    comparisons = sorted((RESULTS / "eval").glob("*.json"))
+    parts.append("## Segmentation: schemes compared case by case (seg-eval)\n")
+    parts.append(render_seg_results(comparisons) if comparisons else "No comparison recorded yet.\n")
     gan = sorted((RESULTS / "gan").glob("*.json"))
     parts.append("## GAN variants\n")
     parts.append(render_gan_results(gan) if gan else "No GAN run recorded yet.\n")

@@ -26,3 +26,32 @@ def test_study_table_formats_recorded_numbers():
     }  # fmt: skip
     lines = render_study({"title": "T", "command": "c", "machine": "m", "runs": [run("ce", 600), run("hybrid", 720)]})
     assert "| hybrid | 0.931 ± 0.046 | 0.950 ± 0.050 | 0.970 | 0.920, 0.940 | 12.0 min | 7.20 | 1.20 | `hhybrid` |" in lines
+
+
+def test_comparison_table_in_kohl_layout_with_tests_and_seed_spread():
+    from adversarial_seg.seg.results_doc import render_comparison
+
+    def run(scheme, seed, dsc):
+        overall = {"dsc": {"mean": dsc, "std": 0.1}, "sensitivity": {"mean": 0.5, "std": 0.2},
+                   "specificity": {"mean": 0.98, "std": 0.01}}  # fmt: skip
+        lesions = {"detected_lesions": 7, "reference_lesions": 10, "detection_sensitivity": 0.7,
+                   "false_positive_lesions_per_case": 0.25}  # fmt: skip
+        return {"scheme": scheme, "seed": seed, "config_hash": "h", "n_folds": 4, "train_seconds": 60, "dataset": "d",
+                "classes": {"tumour": {"n_cases": 36, "overall": overall, "lesions": lesions, "n_empty_reference": 0}}}  # fmt: skip
+
+    record = {
+        "title": "T", "command": "seg-eval x", "machine": "m", "note": "", "lesion_overlap": 0.1,
+        "runs": {"ce_seed0": run("ce", 0, 0.35), "ce_seed1": run("ce", 1, 0.37), "hybrid_seed0": run("hybrid", 0, 0.39)},
+        "comparison": [{"run": "hybrid_seed0", "class": "tumour", "metric": "dsc", "n_pairs": 36,
+                        "mean_difference": 0.04, "p_value": 0.0123, "p_holm": 0.0492},
+                       {"run": "hybrid_seed0", "class": "tumour", "metric": "iou", "n_pairs": 36,
+                        "mean_difference": 0.03, "p_value": 0.02, "p_holm": 0.06}],
+        "seed_spread": {"ce": {"runs": ["ce_seed0", "ce_seed1"],
+                               "tumour": {m: {"mean": 0.36, "seed_std": 0.0141} for m in ("dsc", "sensitivity", "specificity")}}},
+    }  # fmt: skip
+    text = "\n".join(render_comparison(record))
+    assert "| ce_seed0 | ce | 0 | 0.350 ± 0.100 | 0.500 ± 0.200 | 0.980 ± 0.010 |" in text
+    assert "| hybrid_seed0 | tumour | dsc | 36 | +0.0400 | 0.012 | 0.049 |" in text
+    assert "iou" not in text.split("Paired per case")[1].split("Per scheme")[0]  # only DSC / sensitivity / specificity shown
+    assert "| ce | 2 | 0.360 (0.014) |" in text
+    assert "| ce_seed0 | tumour | 7 / 10 | 0.700 | 0.25 |" in text

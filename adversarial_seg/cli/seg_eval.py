@@ -70,8 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     blocks = build_blocks(evaluations, comparison, spread, args.lesion_overlap)
     written = write_report(blocks, output, formats, atomic_write_bytes)
     if "json" in formats:
-        body = {"runs": {e.name: {"run_dir": str(e.run.run_dir), "complete": e.complete, "missing": e.missing,
-                                  "classes": e.summary} for e in evaluations},
+        body = {"runs": {e.name: {"run_dir": str(e.run.run_dir), "scheme": e.run.config.scheme,
+                                  "seed": e.run.config.seed, "config_hash": e.run.provenance.get("config_hash"),
+                                  "dataset": str(e.run.config.data.root), "n_folds": len(e.folds),
+                                  "train_seconds": round(e.train_seconds, 1), "complete": e.complete,
+                                  "missing": e.missing, "classes": e.summary} for e in evaluations},
                 "lesion_overlap": args.lesion_overlap, "comparison": comparison, "seed_spread": spread}  # fmt: skip
         write_json(body, output / "evaluation.json")
         written.append(output / "evaluation.json")

@@ -13,7 +13,6 @@ import math
 from pathlib import Path
 
 from adversarial_seg import __version__
-from adversarial_seg.provenance import read_resolved_config
 from adversarial_seg.seg import eval_figures
 from adversarial_seg.seg.compare import ZERO_METHOD
 
@@ -44,7 +43,7 @@ def median_iqr(stats: dict | None, digits: int = 3) -> str:
 def provenance_block(evaluations) -> list:
     rows = []
     for e in evaluations:
-        _, provenance = read_resolved_config(e.run.run_dir / "config.yaml")
+        provenance = e.run.provenance
         versions = provenance.get("versions", {})
         folds = e.folds
         rows.append([

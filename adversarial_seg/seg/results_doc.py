@@ -2,8 +2,10 @@
 
 A study record (``docs/results/seg/<name>.json``) is made by ``scripts/collect_seg_results.py``
 from a finished ``seg-train`` output: the command, the machine, and each run's
-``report/summary.json`` with its image size, epochs and training time. ``render_seg_results``
-turns records into Markdown; it computes nothing but formatting and the time ratio to ce.
+``report/summary.json`` with its image size, epochs and training time. A comparison record
+(``docs/results/eval/<name>.json``) is made by ``scripts/collect_eval_results.py`` from a
+``seg-eval`` report. ``render_seg_results`` turns records into Markdown; it computes nothing but
+formatting and the time ratio to ce.
 """
 
 from __future__ import annotations
@@ -62,9 +64,64 @@ def render_study(record: dict) -> list[str]:
     return lines
 
 
+def _p(value) -> str:
+    return "n/a" if value is None else (f"{value:.2g}" if value < 0.001 else f"{value:.3f}")
+
+
+def render_comparison(record: dict) -> list[str]:
+    """A seg-eval record: Kohl et al.'s table layout, paired tests, seed spread."""
+    runs = record["runs"]
+    first = next(iter(runs.values()))
+    classes = list(first["classes"])
+    lines = [f"### {record['title']}", "",
+             f"Command: `{record['command']}`. Machine: {record['machine']}. Dataset `{first['dataset']}`, "
+             f"{first['n_folds']} folds, {first['classes'][classes[0]]['n_cases']} cases; every number recomputed "
+             "by seg-eval from the runs' saved predictions."]  # fmt: skip
+    if record.get("note"):
+        lines += ["", record["note"]]
+    lines += ["", "Mean ± sample std over cases, each scored once in its validation fold.", ""]
+    header = ["run", "scheme", "seed"] + [f"{cls} {label}" for cls in classes for _, label in METRICS]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name, run in runs.items():
+        cells = [name, run["scheme"], str(run["seed"])]
+        cells += [_mean_std(run["classes"][cls]["overall"].get(m)) for cls in classes for m, _ in METRICS]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    lesion_rows = [(name, cls, run["classes"][cls]["lesions"]) for name, run in runs.items() for cls in classes]
+    lines += [f"Lesion detection (a reference lesion counts as detected when the prediction covers at least "
+              f"{record['lesion_overlap']:.0%} of it):", "",
+              "| run | class | lesions detected | detection sensitivity | false-positive lesions / case |",
+              "|---|---|---|---|---|"]  # fmt: skip
+    for name, cls, les in lesion_rows:
+        sens = "n/a" if les["detection_sensitivity"] is None else f"{les['detection_sensitivity']:.3f}"
+        lines.append(f"| {name} | {cls} | {les['detected_lesions']} / {les['reference_lesions']} | {sens} | "
+                     f"{les['false_positive_lesions_per_case']:.2f} |")  # fmt: skip
+    lines.append("")
+    shown = [r for r in record["comparison"] if r["metric"] in dict(METRICS)]
+    if shown:
+        reference = next(iter(runs))
+        lines += [f"Paired per case against `{reference}` (Wilcoxon signed-rank, two-sided, zero differences "
+                  "dropped; p Holm-corrected over the six compared metrics of each run and class):", "",
+                  "| run | class | metric | cases | mean difference | p | p (Holm) |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+        for r in shown:
+            lines.append(f"| {r['run']} | {r['class']} | {r['metric']} | {r['n_pairs']} | "
+                         f"{r['mean_difference']:+.4f} | {_p(r['p_value'])} | {_p(r['p_holm'])} |")  # fmt: skip
+        lines.append("")
+    if record["seed_spread"]:
+        lines += ["Per scheme over seeds: mean of the runs' means (seed-to-seed std of those means):", "",
+                  "| scheme | seeds | " + " | ".join(f"{cls} {label}" for cls in classes for _, label in METRICS) + " |",
+                  "|---|---|" + "---|" * (len(classes) * len(METRICS))]  # fmt: skip
+        for scheme, block in record["seed_spread"].items():
+            cells = [f"{block[cls][m]['mean']:.3f} ({block[cls][m]['seed_std']:.3f})" for cls in classes for m, _ in METRICS]
+            lines.append(f"| {scheme} | {len(block['runs'])} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines
+
+
 def render_seg_results(json_paths) -> str:
     """Markdown for every study record in ``json_paths`` (sorted by file name)."""
     lines: list[str] = []
     for path in sorted(Path(p) for p in json_paths):
-        lines += render_study(json.loads(path.read_text()))
+        record = json.loads(path.read_text())
+        lines += render_comparison(record) if "comparison" in record else render_study(record)
     return "\n".join(lines).rstrip() + "\n"

@@ -10,7 +10,7 @@ decisions taken on the pooled cross-validation predictions).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -55,6 +55,7 @@ class TrainedRun:
     plan: DataPlan
     finished_folds: list[int]
     postprocessing: dict | None
+    provenance: dict = field(default_factory=dict)  # config_hash, git_commit, versions, seed
 
     def checkpoint(self, fold: int) -> Path:
         """The fold's selected model: the inner-validation best with ``select: inner_val``, else the last."""
@@ -90,7 +91,7 @@ def open_run(run_dir: Path) -> TrainedRun:
             f"{run_dir} has no {DATA_PLAN} (written by seg-train since it stores the preprocessing); "
             "train the run again with this version"
         )
-    mapping, _ = read_resolved_config(run_dir / "config.yaml")
+    mapping, provenance = read_resolved_config(run_dir / "config.yaml")
     try:
         config = config_from_mapping(mapping, source=str(run_dir / "config.yaml"))
     except ConfigError as exc:
@@ -99,7 +100,7 @@ def open_run(run_dir: Path) -> TrainedRun:
     finished = sorted(int(p.parent.name.split("_")[1]) for p in run_dir.glob(f"fold_*/{FOLD_DONE}"))
     post_path = run_dir / POSTPROCESSING
     postprocessing = json.loads(post_path.read_text()) if post_path.is_file() else None
-    return TrainedRun(run_dir, config, plan, finished, postprocessing)
+    return TrainedRun(run_dir, config, plan, finished, postprocessing, provenance)
 
 
 def parse_folds(text: str, run: TrainedRun) -> list[int]:
