@@ -31,7 +31,7 @@ from adversarial_seg.runtime import Precision, derived_seed, seed_everything, to
 from adversarial_seg.seg.inference import predict_native, window_divisor, write_probabilities
 from adversarial_seg.seg.metrics import case_rows
 from adversarial_seg.seg.postprocess import decide_postprocessing
-from adversarial_seg.seg.run import FOLD_DONE, POSTPROCESSING, RunStateError, prediction_path, write_data_plan
+from adversarial_seg.seg.run import FOLD_DONE, POSTPROCESSING, RunStateError, case_file, write_data_plan
 from adversarial_seg.seg.splits import check_splits, fold_splits, inner_split, read_splits, write_splits
 from adversarial_seg.seg.summary import format_table, read_cases_csv, summarise, write_cases_csv, write_json
 from adversarial_seg.seg.task import build_segmentation_step
@@ -279,7 +279,7 @@ def pooled_predictions(plan: RunPlan, folds: list[dict], records: dict[str, Case
     for split in folds:
         predictions = plan.run_dir / f"fold_{split['fold']}" / "predictions"
         for case in split["val"]:
-            path = prediction_path(predictions, case)
+            path = case_file(predictions, case)
             if path is None:
                 raise RunStateError(f"{predictions} has no prediction for case {case}; delete the fold's "
                                     "fold_done.json and run seg-train --resume to predict it again")  # fmt: skip

@@ -20,7 +20,7 @@ import numpy as np
 from adversarial_seg.data.io import read_label
 from adversarial_seg.data.layouts import discover_cases
 from adversarial_seg.seg.metrics import case_rows
-from adversarial_seg.seg.run import FOLD_DONE, RunStateError, TrainedRun, open_run, prediction_path
+from adversarial_seg.seg.run import FOLD_DONE, RunStateError, TrainedRun, case_file, open_run
 from adversarial_seg.seg.splits import read_splits
 from adversarial_seg.seg.summary import SUMMARY_METRICS, describe, summarise
 
@@ -106,7 +106,7 @@ def evaluate_run(run_dir: Path, lesion_overlap: float = 0.1, name: str | None = 
             continue
         evaluation.train_seconds += json.loads((fold_dir / FOLD_DONE).read_text()).get("seconds", 0.0)
         for case in split["val"]:
-            path = prediction_path(fold_dir / "predictions", case)
+            path = case_file(fold_dir / "predictions", case)
             record = records.get(case)
             if path is None or record is None:
                 where = f"no prediction in {fold_dir / 'predictions'}" if path is None else f"not in the dataset {data.root}"

@@ -31,7 +31,7 @@ from adversarial_seg.runtime import Precision
 from adversarial_seg.seg.inference import predict_native, write_probabilities
 from adversarial_seg.seg.metrics import case_rows
 from adversarial_seg.seg.postprocess import apply_postprocessing
-from adversarial_seg.seg.run import TrainedRun
+from adversarial_seg.seg.run import TrainedRun, case_file
 
 
 SUPPORTED = ".nii.gz, .nii, .mha, .mhd, .nrrd, .png, .jpg, .bmp"
@@ -179,15 +179,15 @@ class BatchPredictor:
         return labels, props
 
     def score(self, case: InputCase, labels: np.ndarray, props: dict) -> list[dict]:
-        """Rows against ``--labels`` (same columns as cases.csv); [] with a note when no reference."""
-        candidates = [p for p in sorted(self.labels.glob(f"{case.case_id}.*")) if split_suffix(p)[0] == case.case_id]
-        if not candidates:
+        """Rows against ``--labels`` (same columns as cases.csv); LookupError when there is no reference."""
+        path = case_file(self.labels, case.case_id)
+        if path is None:
             raise LookupError(f"no reference label for case '{case.case_id}' in {self.labels}")
         scheme = self.plan.scheme
-        reference, ref_props = read_label(candidates[0], scheme.mask_threshold, scheme.foreground_value)
+        reference, ref_props = read_label(path, scheme.mask_threshold, scheme.foreground_value)
         mismatch = geometry_mismatch(props, ref_props)
         if mismatch:
-            raise ValueError(f"reference {candidates[0]} does not line up with the input ({mismatch})")
+            raise ValueError(f"reference {path} does not line up with the input ({mismatch})")
         region = self.run.config.metrics.specificity_region
         within = scheme.regions[region] if region else None
         return case_rows(labels, reference, scheme.regions, props["spacing"], case=case.case_id,

@@ -32,10 +32,10 @@ class RunStateError(ValueError):
     """The run directory's state does not allow the requested work (exit code 2)."""
 
 
-def prediction_path(predictions: Path, case: str) -> Path | None:
-    """The label map saved for ``case`` in a ``predictions/`` folder (any image ending; not the
-    ``.npz`` probabilities), or None."""
-    for path in sorted(predictions.glob(f"{case}.*")):
+def case_file(folder: Path, case: str) -> Path | None:
+    """The image or label file named ``<case>.<image ending>`` in ``folder`` (a fold's
+    ``predictions/``, a folder of reference labels; never the ``.npz`` probabilities), or None."""
+    for path in sorted(folder.glob(f"{case}.*")):
         stem, suffix = split_suffix(path)
         if stem == case and suffix:
             return path
