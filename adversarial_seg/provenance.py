@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import platform
 import subprocess
 from importlib import metadata
@@ -25,8 +26,13 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
+@functools.cache
 def git_commit() -> str:
-    """Commit of the source tree the package runs from (``unknown`` outside a git checkout)."""
+    """Commit of the source tree the package runs from (``unknown`` outside a git checkout).
+
+    Read once per process (the CLIs call it at start): commits made while a long run trains
+    must not be recorded as the code that trained it.
+    """
     try:
         out = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5

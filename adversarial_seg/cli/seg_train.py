@@ -41,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     from adversarial_seg.seg.run import RunStateError
     from adversarial_seg.seg.splits import SplitsError
 
+    from adversarial_seg.provenance import git_commit
+
+    git_commit()  # the commit of the code this process runs, recorded in every run it writes
     started = time.perf_counter()
     try:
         config = load_config(args.config, args.overrides)

@@ -72,7 +72,8 @@ def worst_cases(evaluation, cls: str, region_values, n: int = 3) -> bytes | None
         for mask, colour in ((reference, "lime"), (prediction, "red")):
             if mask.any() and not mask.all():
                 ax.contour(mask.astype(float), levels=[0.5], colors=colour, linewidths=1)
-        ax.set_title(f"{row['case']} (fold {row['fold']})\nDSC {float(row['dsc']):.3f}, HD95 {float(row['hd95_mm']):.1f} mm",
+        unit = "px" if plan.file_dims == 2 else "mm"  # 2D image files carry no physical spacing
+        ax.set_title(f"{row['case']} (fold {row['fold']})\nDSC {float(row['dsc']):.3f}, HD95 {float(row['hd95_mm']):.1f} {unit}",
                      fontsize=8)  # fmt: skip
         ax.axis("off")
     fig.suptitle(f"{evaluation.name}: worst {cls} cases (green reference, red prediction)", fontsize=9)

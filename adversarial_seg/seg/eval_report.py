@@ -83,8 +83,8 @@ def run_blocks(e, lesion_overlap: float) -> list:
             + (f" (false-positive case rate {fmt(s['false_positive_case_rate'])}, mean false-positive voxels "
                f"{fmt(s['mean_false_positive_voxels_on_empty'], 1)}); DSC, IoU, sensitivity and HD95 are undefined "
                "there and left out of their statistics." if empty else ".")
-            + " HD95 uses each case's voxel spacing; an empty prediction of a non-empty reference scores the "
-              "image diagonal in mm."
+            + " HD95 uses each case's voxel spacing (for PNG / JPG / BMP images, whose spacing is 1, hd95_mm is in "
+              "pixels); an empty prediction of a non-empty reference scores the image diagonal."
         )))  # fmt: skip
         picture = eval_figures.worst_cases(e, cls, scheme.regions[cls])
         if picture:
