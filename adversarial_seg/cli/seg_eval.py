@@ -34,10 +34,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def expand(paths: list[Path]) -> list[Path]:
-    """A folder of runs (a multi-scheme or multi-seed call's output) stands for the runs in it."""
+    """A folder of runs (a multi-scheme or multi-seed call's output) stands for the runs in it,
+    ordered ce, adversarial, hybrid (then other schemes) and by seed, so the baseline comes first
+    and is the reference of the paired tests. Runs named one by one keep the order given."""
+    from adversarial_seg.config import SCHEME_WEIGHTS
+    from adversarial_seg.provenance import read_resolved_config
+
+    def order(run: Path):
+        mapping, _ = read_resolved_config(run / "config.yaml")
+        scheme = mapping.get("scheme", "")
+        rank = list(SCHEME_WEIGHTS).index(scheme) if scheme in SCHEME_WEIGHTS else len(SCHEME_WEIGHTS)
+        return rank, mapping.get("seed", 0), run.name
+
     runs = []
     for path in paths:
-        inner = sorted(p.parent for p in path.glob("*/config.yaml"))
+        inner = sorted((p.parent for p in path.glob("*/config.yaml")), key=order)
         runs += [path] if (path / "config.yaml").is_file() or not inner else inner
     return runs
 
