@@ -44,11 +44,6 @@ TRAINING_PANELS: Panels = (
 
 
 def plot_history(rows: list[dict], path: Path, panels: Panels, title: str = "", panel_width: float = 4.5) -> None:
-    """``history_figure`` written to ``path``."""
-    save_figure(history_figure(rows, panels, title, panel_width), path)
-
-
-def history_figure(rows: list[dict], panels: Panels, title: str = "", panel_width: float = 4.5):
     """One panel per (name, column filter) that matches a column of ``rows``, against the epoch."""
     keys = list(dict.fromkeys(k for r in rows for k in r))
     chosen = [(name, [k for k in keys if pick(k)]) for name, pick in panels]
@@ -65,7 +60,7 @@ def history_figure(rows: list[dict], panels: Panels, title: str = "", panel_widt
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    return fig
+    save_figure(fig, path)
 
 
 def plot_training_curves(rows: list[dict], path: Path, title: str = "") -> None:

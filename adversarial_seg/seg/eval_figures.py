@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import csv
 import math
 from pathlib import Path
 
 import numpy as np
 
 from adversarial_seg.data.io import read_image, read_label
-from adversarial_seg.plots import TRAINING_PANELS, figure_png, history_figure, plt
+from adversarial_seg.plots import figure_png, plt
 
 BOX_METRICS = ("dsc", "sensitivity", "specificity", "hd95_mm")
 
@@ -81,11 +80,8 @@ def worst_cases(evaluation, cls: str, region_values, n: int = 3) -> bytes | None
     return figure_png(fig)
 
 
-def training_curves(run_dir: Path, fold: int, title: str) -> bytes | None:
-    """The fold's ``log.csv`` drawn again (every loss term, D(real) / D(fake), validation metrics)."""
-    log = run_dir / f"fold_{fold}" / "log.csv"
-    if not log.is_file():
-        return None
-    with open(log, newline="") as handle:
-        rows = [{k: (int(v) if k == "epoch" else v) for k, v in r.items()} for r in csv.DictReader(handle)]
-    return figure_png(history_figure(rows, TRAINING_PANELS, title)) if rows else None
+def training_curves(run_dir: Path, fold: int) -> bytes | None:
+    """The fold's ``progress.png``: seg-train draws it from ``log.csv`` after every epoch (every
+    loss term, D(real) / D(fake), validation metrics), so it is embedded as it is."""
+    path = run_dir / f"fold_{fold}" / "progress.png"
+    return path.read_bytes() if path.is_file() else None

@@ -90,7 +90,7 @@ def run_blocks(e, lesion_overlap: float) -> list:
         if picture:
             blocks.append(("image", f"{e.name}_{cls}_worst.png", picture, f"{e.name}: the three lowest-DSC {cls} cases"))
     for fold in range(len(e.folds)):
-        curves = eval_figures.training_curves(e.run.run_dir, fold, f"{e.name} fold {fold}")
+        curves = eval_figures.training_curves(e.run.run_dir, fold)
         if curves:
             blocks.append(("image", f"{e.name}_fold{fold}_curves.png", curves, f"{e.name} fold {fold}: training curves"))
     return blocks
