@@ -1,10 +1,13 @@
-"""Record a finished seg-train output as a study for docs/results.md.
+"""Record a finished seg-train output, or a seg-eval comparison, for docs/results.md.
 
     python scripts/collect_seg_results.py RUN --name ph2 --title "PH2 ..." \
         --command "seg-train --config configs/ph2.yaml --output runs/ph2" [--machine "..."]
+    python scripts/collect_seg_results.py RUN/comparison --name ph2_schemes --title "..." \
+        --command "seg-eval RUN"
 
-Reads every run's report/summary.json (RUN itself, or RUN/<scheme>[_seed<N>]/ for a
-multi-run study) and config.yaml, and writes docs/results/seg/<name>.json. Then run
+A seg-train output: every run's report/summary.json (RUN itself, or RUN/<scheme>[_seed<N>]/
+for a multi-run study) and config.yaml -> docs/results/seg/<name>.json. A seg-eval output
+folder (it holds evaluation.json) -> docs/results/eval/<name>.json. Then run
 ``python scripts/render_results.py`` to re-render docs/results.md.
 """
 
@@ -18,6 +21,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_MACHINE = "2-core CPU, 24 GiB, no GPU (the project's build machine)"
+EVAL_METRICS = ("dsc", "sensitivity", "specificity", "specificity_in_region", "hd95_mm")
 
 
 def run_dirs(output: Path) -> list[Path]:
@@ -35,17 +39,10 @@ def median_epoch_seconds(run_dir: Path) -> float:
     return round(statistics.median(seconds), 3)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("output", type=Path)
-    parser.add_argument("--name", required=True)
-    parser.add_argument("--title", required=True)
-    parser.add_argument("--command", required=True)
-    parser.add_argument("--machine", default=DEFAULT_MACHINE)
-    parser.add_argument("--note", default="", help="what a reader must know about how it ran")
-    args = parser.parse_args()
+def training_runs(output: Path) -> dict:
+    """{"runs": [summary + image size, epochs, median s / epoch]} of a finished seg-train output."""
     runs = []
-    for run_dir in run_dirs(args.output):
+    for run_dir in run_dirs(output):
         summary = json.loads((run_dir / "report" / "summary.json").read_text())
         if not summary["complete"]:
             raise SystemExit(f"{run_dir} is missing folds {summary['folds_missing']}; finish them first")
@@ -56,14 +53,45 @@ def main():
         summary["median_epoch_seconds"] = median_epoch_seconds(run_dir)
         runs.append(summary)
     if not runs:
-        raise SystemExit(f"no finished run under {args.output}")
+        raise SystemExit(f"no finished run under {output}")
+    return {"runs": runs}
+
+
+def comparison(folder: Path) -> dict:
+    """The runs' overall statistics, the paired tests and the seed spread of a seg-eval output."""
+    body = json.loads((folder / "evaluation.json").read_text())
+    incomplete = [name for name, run in body["runs"].items() if not run["complete"]]
+    if incomplete:
+        raise SystemExit(f"runs {incomplete} are incomplete; finish them before recording")
+    runs = {}
+    for name, run in body["runs"].items():
+        runs[name] = {k: run[k] for k in ("scheme", "seed", "config_hash", "n_folds", "train_seconds")}
+        runs[name]["dataset"] = Path(run["dataset"]).name
+        runs[name]["classes"] = {
+            cls: {"n_cases": block["n_cases"], "overall": {m: block["overall"][m] for m in EVAL_METRICS if m in block["overall"]},
+                  "lesions": block["lesions"], "n_empty_reference": block["n_empty_reference"]}
+            for cls, block in run["classes"].items()
+        }  # fmt: skip
+    return {"lesion_overlap": body["lesion_overlap"], "runs": runs, "comparison": body["comparison"],
+            "seed_spread": body["seed_spread"]}  # fmt: skip
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("output", type=Path, help="a seg-train output, or a seg-eval output folder")
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--title", required=True)
+    parser.add_argument("--command", required=True)
+    parser.add_argument("--machine", default=DEFAULT_MACHINE)
+    parser.add_argument("--note", default="", help="what a reader must know about how it ran")
+    args = parser.parse_args()
+    evaluated = (args.output / "evaluation.json").is_file()
     record = {"name": args.name, "title": args.title, "command": args.command, "machine": args.machine,
-              "note": args.note, "runs": runs}  # fmt: skip
-    target = REPO / "docs" / "results" / "seg" / f"{args.name}.json"
+              "note": args.note, **(comparison(args.output) if evaluated else training_runs(args.output))}  # fmt: skip
+    target = REPO / "docs" / "results" / ("eval" if evaluated else "seg") / f"{args.name}.json"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(record, indent=1) + "\n")
     print(f"wrote {target}")
-
 
 if __name__ == "__main__":
     main()

@@ -22,7 +22,7 @@ HEADER = """# Results (measured)
 This page is rendered by `python scripts/render_results.py` from the records under
 `docs/results/` (segmentation: `docs/results/seg/*.json`, written by
 `scripts/collect_seg_results.py` from a finished run; scheme comparisons:
-`docs/results/eval/*.json`, written by `scripts/collect_eval_results.py` from a seg-eval report;
+`docs/results/eval/*.json`, written by `scripts/collect_seg_results.py` from a seg-eval report;
 GAN variants: `docs/results/gan/*.json`, written by `scripts/bench/gan_results.py`). Do not edit it by hand: a test re-renders it and
 fails on any difference.
 """

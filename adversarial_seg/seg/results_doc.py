@@ -3,7 +3,7 @@
 A study record (``docs/results/seg/<name>.json``) is made by ``scripts/collect_seg_results.py``
 from a finished ``seg-train`` output: the command, the machine, and each run's
 ``report/summary.json`` with its image size, epochs and training time. A comparison record
-(``docs/results/eval/<name>.json``) is made by ``scripts/collect_eval_results.py`` from a
+(``docs/results/eval/<name>.json``) is made by ``scripts/collect_seg_results.py`` from a
 ``seg-eval`` report. ``render_seg_results`` turns records into Markdown; it computes nothing but
 formatting and the time ratio to ce.
 """
