@@ -12,31 +12,21 @@ import time
 import nibabel as nib
 import numpy as np
 import pytest
-import yaml
 from scipy import ndimage
 
 from adversarial_seg.cli.seg_predict import main as predict
-from adversarial_seg.cli.seg_train import main as train
 from adversarial_seg.data.io import read_label
 from adversarial_seg.data.phantoms import phantom_data_config, write_prostate_phantoms
 from adversarial_seg.seg.metrics import CASE_COLUMNS, confusion_counts, dsc
 
-TINY = {
-    "model": {"segmentor": {"name": "UNet", "channels": [8, 16, 32], "strides": [2, 2], "num_res_units": 0}},
-    "scheme": "ce",
-    "train": {"epochs": 1, "batch_size": 8},
-    "cv": {"folds": 2},
-}
-
+from .conftest import train_tiny
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     base = tmp_path_factory.mktemp("predict")
     root = write_prostate_phantoms(base / "phantoms", cases=4, seed=3, size=(48, 40, 5))
-    config = {**TINY, "data": {**phantom_data_config("prostate", root), "size": [48, 48]}}
-    (base / "tiny.yaml").write_text(yaml.safe_dump(config))
-    assert train(["--config", str(base / "tiny.yaml"), "--output", str(base / "run"), "--no-progress"]) == 0
-    return base / "run", root
+    data = {**phantom_data_config("prostate", root), "size": [48, 48]}
+    return train_tiny(base, data, scheme="ce", train={"epochs": 1}), root
 
 
 def images_of(root, tmp_path, cases=None):
@@ -189,9 +179,7 @@ def test_a_skin_model_writes_png_masks_for_png_and_jpg_images(tmp_path):
     from adversarial_seg.data.phantoms import write_skin_phantoms
 
     root = write_skin_phantoms(tmp_path / "skin", cases=4, seed=0, size=(40, 56))
-    config = {**TINY, "data": {**phantom_data_config("skin", root), "size": [32, 48]}}
-    (tmp_path / "skin.yaml").write_text(yaml.safe_dump(config))
-    assert train(["--config", str(tmp_path / "skin.yaml"), "--output", str(tmp_path / "run"), "--no-progress"]) == 0
+    train_tiny(tmp_path, {**phantom_data_config("skin", root), "size": [32, 48]}, scheme="ce", train={"epochs": 1})
     inputs = tmp_path / "inputs"
     inputs.mkdir()
     first, second = sorted((root / "images").glob("*.png"))[:2]
