@@ -24,6 +24,14 @@ ZERO_METHOD = "wilcox"
 COMPARED_METRICS = ("dsc", "iou", "sensitivity", "specificity", "hd95_mm", "false_positive_lesions")
 
 
+def format_p(value) -> str:
+    """A p-value for a table: three decimals, or two significant digits below 0.001 (so 8.7e-11
+    and 0.0004 stay distinguishable); None / NaN (no pairs left) as "n/a"."""
+    if value is None or math.isnan(value):
+        return "n/a"
+    return f"{value:.2g}" if value < 0.001 else f"{value:.3f}"
+
+
 def holm(p_values: Sequence[float]) -> list[float]:
     """Holm-Bonferroni adjusted p-values, in the input order; NaNs stay NaN and are not counted."""
     indexed = [(p, i) for i, p in enumerate(p_values) if not math.isnan(p)]

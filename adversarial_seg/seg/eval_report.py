@@ -14,7 +14,7 @@ from pathlib import Path
 
 from adversarial_seg import __version__
 from adversarial_seg.seg import eval_figures
-from adversarial_seg.seg.compare import ZERO_METHOD
+from adversarial_seg.seg.compare import ZERO_METHOD, format_p
 
 TABLE_METRICS = ("dsc", "iou", "sensitivity", "specificity", "specificity_in_region", "hd95_mm")
 KOHL_METRICS = ("dsc", "sensitivity", "specificity")
@@ -120,7 +120,7 @@ def comparison_blocks(evaluations, comparison: list[dict], seed_spread: dict) ->
                   "each run and class. Difference = run - first run."),
             ("table", ["run", "class", "metric", "pairs", "mean difference", "median difference", "p", "p (Holm)"],
              [[r["run"], r["class"], r["metric"], str(r["n_pairs"]), fmt(r["mean_difference"], 4),
-               fmt(r["median_difference"], 4), fmt(r["p_value"], 4), fmt(r["p_holm"], 4)] for r in comparison]),
+               fmt(r["median_difference"], 4), format_p(r["p_value"]), format_p(r["p_holm"])] for r in comparison]),
         ]  # fmt: skip
     for cls in classes:
         blocks.append(("image", f"distributions_{cls}.png", eval_figures.metric_distributions(evaluations, cls),

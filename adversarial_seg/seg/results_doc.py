@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from adversarial_seg.seg.compare import format_p
+
 METRICS = (("dsc", "DSC"), ("sensitivity", "sensitivity"), ("specificity", "specificity"))
 
 
@@ -64,10 +66,6 @@ def render_study(record: dict) -> list[str]:
     return lines
 
 
-def _p(value) -> str:
-    return "n/a" if value is None else (f"{value:.2g}" if value < 0.001 else f"{value:.3f}")
-
-
 def render_comparison(record: dict) -> list[str]:
     """A seg-eval record: Kohl et al.'s table layout, paired tests, seed spread."""
     runs = record["runs"]
@@ -105,7 +103,7 @@ def render_comparison(record: dict) -> list[str]:
                   "| run | class | metric | cases | mean difference | p | p (Holm) |", "|---|---|---|---|---|---|---|"]  # fmt: skip
         for r in shown:
             lines.append(f"| {r['run']} | {r['class']} | {r['metric']} | {r['n_pairs']} | "
-                         f"{r['mean_difference']:+.4f} | {_p(r['p_value'])} | {_p(r['p_holm'])} |")  # fmt: skip
+                         f"{r['mean_difference']:+.4f} | {format_p(r['p_value'])} | {format_p(r['p_holm'])} |")  # fmt: skip
         lines.append("")
     if record["seed_spread"]:
         lines += ["Per scheme over seeds: mean of the runs' means (seed-to-seed std of those means):", "",

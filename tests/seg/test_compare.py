@@ -4,13 +4,18 @@ import math
 
 import pytest
 
-from adversarial_seg.seg.compare import compare_to_first, holm, paired_test
+from adversarial_seg.seg.compare import compare_to_first, format_p, holm, paired_test
 
 
 def test_holm_steps_down_and_keeps_order_and_nans():
     # sorted 0.01 (x3), 0.03 (x2 = 0.06), 0.04 (x1 = 0.04, raised to the running max 0.06)
     assert holm([0.04, float("nan"), 0.01, 0.03]) == pytest.approx([0.06, math.nan, 0.03, 0.06], nan_ok=True)
     assert holm([0.5, 0.6]) == pytest.approx([1.0, 1.0])  # capped at 1
+
+
+def test_p_values_below_a_thousandth_keep_their_magnitude():
+    assert [format_p(p) for p in (0.0492, 0.001, 0.00042, 8.7e-11)] == ["0.049", "0.001", "0.00042", "8.7e-11"]
+    assert format_p(None) == format_p(float("nan")) == "n/a"
 
 
 def test_wilcoxon_exact_p_for_five_positive_differences():
