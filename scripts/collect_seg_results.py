@@ -66,6 +66,7 @@ def comparison(folder: Path) -> dict:
     runs = {}
     for name, run in body["runs"].items():
         runs[name] = {k: run[k] for k in ("scheme", "seed", "config_hash", "n_folds", "train_seconds")}
+        runs[name]["git_commit"] = run.get("git_commit", "unknown")
         runs[name]["dataset"] = Path(run["dataset"]).name
         runs[name]["classes"] = {
             cls: {"n_cases": block["n_cases"], "overall": {m: block["overall"][m] for m in EVAL_METRICS if m in block["overall"]},

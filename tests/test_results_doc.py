@@ -41,7 +41,8 @@ def test_comparison_table_in_kohl_layout_with_tests_and_seed_spread():
 
     record = {
         "title": "T", "command": "seg-eval x", "machine": "m", "note": "", "lesion_overlap": 0.1,
-        "runs": {"ce_seed0": run("ce", 0, 0.35), "ce_seed1": run("ce", 1, 0.37), "hybrid_seed0": run("hybrid", 0, 0.39)},
+        "runs": {"ce_seed0": run("ce", 0, 0.35), "ce_seed1": {**run("ce", 1, 0.37), "git_commit": "0123456789abcdef + fedcba9876543210"},
+                 "hybrid_seed0": run("hybrid", 0, 0.39)},
         "comparison": [{"run": "hybrid_seed0", "class": "tumour", "metric": "dsc", "n_pairs": 36,
                         "mean_difference": 0.04, "p_value": 0.0123, "p_holm": 0.0492},
                        {"run": "hybrid_seed0", "class": "tumour", "metric": "iou", "n_pairs": 36,
@@ -55,3 +56,5 @@ def test_comparison_table_in_kohl_layout_with_tests_and_seed_spread():
     assert "iou" not in text.split("Paired per case")[1].split("Per scheme")[0]  # only DSC / sensitivity / specificity shown
     assert "| ce | 2 | 0.360 (0.014) |" in text
     assert "| ce_seed0 | tumour | 7 / 10 | 0.700 | 0.25 |" in text
+    assert "| ce_seed1 | `h` | 0123456789ab + fedcba987654 | 1.0 min |" in text  # resumed under newer code
+    assert "| ce_seed0 | `h` | unknown | 1.0 min |" in text  # a record from before per-fold commits

@@ -83,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     if "json" in formats:
         body = {"runs": {e.name: {"run_dir": str(e.run.run_dir), "scheme": e.run.config.scheme,
                                   "seed": e.run.config.seed, "config_hash": e.run.provenance.get("config_hash"),
+                                  "git_commit": e.git_commit,
                                   "dataset": str(e.run.config.data.root), "n_folds": len(e.folds),
                                   "train_seconds": round(e.train_seconds, 1), "complete": e.complete,
                                   "missing": e.missing, "classes": e.summary} for e in evaluations},

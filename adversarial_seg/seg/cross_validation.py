@@ -31,7 +31,15 @@ from adversarial_seg.runtime import Precision, derived_seed, seed_everything, to
 from adversarial_seg.seg.inference import predict_native, window_divisor, write_probabilities
 from adversarial_seg.seg.metrics import case_rows
 from adversarial_seg.seg.postprocess import decide_postprocessing
-from adversarial_seg.seg.run import FOLD_DONE, POSTPROCESSING, RunStateError, case_file, write_data_plan
+from adversarial_seg.seg.run import (
+    FOLD_DONE,
+    POSTPROCESSING,
+    RunStateError,
+    case_file,
+    fold_done,
+    trained_by,
+    write_data_plan,
+)
 from adversarial_seg.seg.splits import check_splits, fold_splits, inner_split, read_splits, write_splits
 from adversarial_seg.seg.summary import format_table, read_cases_csv, summarise, write_cases_csv, write_json
 from adversarial_seg.seg.task import build_segmentation_step
@@ -162,15 +170,17 @@ class FoldRunner:
             return FoldOutcome(fold, "skipped")
         started = time.perf_counter()
         train_ids, val_ids, select_ids = self._split(fold)
-        model = self.train(fold, train_ids, select_ids or val_ids, select=select_ids is not None)
+        model, earlier = self.train(fold, train_ids, select_ids or val_ids, select=select_ids is not None)
         rows = self.predict_and_score(fold, model, val_ids)
         write_cases_csv(rows, fold_dir / "cases.csv")
-        seconds = time.perf_counter() - started
-        done = {"fold": fold, "seconds": round(seconds, 1), "train": len(train_ids), "val": len(val_ids)}
+        seconds = time.perf_counter() - started + earlier
+        done = {"fold": fold, "seconds": round(seconds, 1), "train": len(train_ids), "val": len(val_ids),
+                "git_commit": git_commit()}  # fmt: skip
         atomic_write_bytes(fold_dir / FOLD_DONE, json.dumps(done).encode())
         return FoldOutcome(fold, "trained", seconds)
 
-    def train(self, fold: int, train_ids, monitor_ids, select: bool) -> torch.nn.Module:
+    def train(self, fold: int, train_ids, monitor_ids, select: bool) -> tuple[torch.nn.Module, float]:
+        """The fold's segmentor, and the seconds of the epochs an interrupted earlier process ran."""
         cfg, fold_dir, plan = self.config, self.fold_dir(fold), self.data_plan
         train_records = [self.records[c] for c in train_ids]
         monitor_records = [self.records[c] for c in monitor_ids]
@@ -217,15 +227,17 @@ class FoldRunner:
             progress=self.progress,
             extra_state={"config_hash": cfg.digest()},
         )
+        earlier = 0.0
         if trainer.resume():
             self.print(f"[{self.plan.name} fold {fold}] resumed after epoch {trainer.epochs_done}")
+            earlier = sum(row.get("seconds", 0.0) for row in trainer.history)
             if select and (fold_dir / "checkpoint_best.pt").is_file():
                 best["score"] = torch.load(fold_dir / "checkpoint_best.pt", weights_only=False)["score"]
         trainer.fit(cfg.train.epochs)
         model = step.task.generator
         if select:
             model.load_state_dict(torch.load(fold_dir / "checkpoint_best.pt", weights_only=False)["segmentor"])
-        return model
+        return model, earlier
 
     def predict_and_score(self, fold: int, model, val_ids) -> list[dict]:
         """Predict each validation case in its native geometry and label values; one row per region."""
@@ -290,12 +302,13 @@ def pooled_predictions(plan: RunPlan, folds: list[dict], records: dict[str, Case
 def assemble_report(plan: RunPlan, folds: list[dict], records: dict[str, CaseRecord], scheme: LabelScheme) -> dict | None:
     """``report/cases.csv`` and ``report/summary.json`` from every finished fold; once all folds
     have finished, the post-processing decisions (``report/postprocessing.json``, then frozen)."""
-    rows, finished, missing, fold_seconds = [], [], [], 0.0
+    rows, finished, missing, done = [], [], [], []
     for fold in range(len(folds)):
         fold_dir = plan.run_dir / f"fold_{fold}"
-        if (fold_dir / FOLD_DONE).is_file():
+        record = fold_done(fold_dir)
+        if record is not None:
             rows += read_cases_csv(fold_dir / "cases.csv")
-            fold_seconds += json.loads((fold_dir / FOLD_DONE).read_text())["seconds"]
+            done.append(record)
             finished.append(fold)
         else:
             missing.append(fold)
@@ -312,12 +325,12 @@ def assemble_report(plan: RunPlan, folds: list[dict], records: dict[str, CaseRec
         "weights": dict(zip(("w_sup", "w_adv"), plan.config.loss_weights())),
         "dataset": str(plan.config.data.root),
         "config_hash": plan.config.digest(),
-        "git_commit": git_commit(),
+        "git_commit": trained_by(done),  # the code that trained the folds, not the one assembling this
         "folds_finished": finished,
         "folds_missing": missing,
         "complete": not missing,
         "n_cases": len({r["case"] for r in rows}),
-        "train_seconds": round(fold_seconds, 1),
+        "train_seconds": round(sum(d["seconds"] for d in done), 1),
         "classes": summarise(rows),
     }
     post_path = plan.run_dir / POSTPROCESSING
@@ -409,7 +422,8 @@ def run_study(
         plan.run_dir.mkdir(parents=True, exist_ok=True)
         if plan.run_dir != output:
             write_splits(folds, plan.run_dir / "splits.json")
-        write_resolved_config(plan.config, plan.run_dir / "config.yaml", seed=plan.config.seed)
+        if not (plan.run_dir / "config.yaml").is_file():  # a resume keeps the provenance of the start
+            write_resolved_config(plan.config, plan.run_dir / "config.yaml", seed=plan.config.seed)
         write_data_plan(data_plan, plan.run_dir)
         runner = FoldRunner(plan, folds, records, data_plan, device, progress, print_fn)
         outcome = RunOutcome(plan)

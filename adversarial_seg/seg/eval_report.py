@@ -15,6 +15,7 @@ from pathlib import Path
 from adversarial_seg import __version__
 from adversarial_seg.seg import eval_figures
 from adversarial_seg.seg.compare import ZERO_METHOD, format_p
+from adversarial_seg.seg.run import short_commits
 
 TABLE_METRICS = ("dsc", "iou", "sensitivity", "specificity", "specificity_in_region", "hd95_mm")
 KOHL_METRICS = ("dsc", "sensitivity", "specificity")
@@ -48,11 +49,11 @@ def provenance_block(evaluations) -> list:
         folds = e.folds
         rows.append([
             e.name, e.run.config.scheme, str(e.run.config.seed), provenance.get("config_hash", "?")[:12],
-            str(provenance.get("git_commit", "?"))[:12], versions.get("adversarial_seg", "?"),
+            short_commits(e.git_commit), versions.get("adversarial_seg", "?"),
             str(e.run.config.data.root), f"{len(folds)} folds, {sum(len(f['val']) for f in folds)} cases",
             f"{e.train_seconds / 60:.1f} min", "yes" if e.complete else "NO",
         ])  # fmt: skip
-    header = ["run", "scheme", "seed", "config hash", "git commit", "version", "dataset", "splits",
+    header = ["run", "scheme", "seed", "config hash", "trained by commit", "version", "dataset", "splits",
               "train time", "complete"]  # fmt: skip
     return [("table", header, rows)]
 

@@ -10,7 +10,6 @@ incomplete.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -20,7 +19,7 @@ import numpy as np
 from adversarial_seg.data.io import read_label
 from adversarial_seg.data.layouts import discover_cases
 from adversarial_seg.seg.metrics import case_rows
-from adversarial_seg.seg.run import FOLD_DONE, RunStateError, TrainedRun, case_file, open_run
+from adversarial_seg.seg.run import FOLD_DONE, RunStateError, TrainedRun, case_file, fold_done, open_run, trained_by
 from adversarial_seg.seg.splits import read_splits
 from adversarial_seg.seg.summary import SUMMARY_METRICS, describe, summarise
 
@@ -38,7 +37,16 @@ class RunEvaluation:
     prediction_paths: dict[str, Path] = field(default_factory=dict)
     rows: list[dict] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
-    train_seconds: float = 0.0
+    done: list[dict] = field(default_factory=list)  # the finished folds' fold_done.json
+
+    @property
+    def train_seconds(self) -> float:
+        return sum(d.get("seconds", 0.0) for d in self.done)
+
+    @property
+    def git_commit(self) -> str:
+        """The commit(s) whose code trained the finished folds."""
+        return trained_by(self.done)
 
     @property
     def complete(self) -> bool:
@@ -101,10 +109,11 @@ def evaluate_run(run_dir: Path, lesion_overlap: float = 0.1, name: str | None = 
     evaluation = RunEvaluation(run, name or run.run_dir.name, folds, records)
     for split in folds:
         fold_dir = run.run_dir / f"fold_{split['fold']}"
-        if not (fold_dir / FOLD_DONE).is_file():
+        done = fold_done(fold_dir)
+        if done is None:
             evaluation.missing.append(f"fold {split['fold']} has not finished ({fold_dir / FOLD_DONE} is missing)")
             continue
-        evaluation.train_seconds += json.loads((fold_dir / FOLD_DONE).read_text()).get("seconds", 0.0)
+        evaluation.done.append(done)
         for case in split["val"]:
             path = case_file(fold_dir / "predictions", case)
             record = records.get(case)

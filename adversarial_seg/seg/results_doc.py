@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 from adversarial_seg.seg.compare import format_p
+from adversarial_seg.seg.run import short_commits
 
 METRICS = (("dsc", "DSC"), ("sensitivity", "sensitivity"), ("specificity", "specificity"))
 
@@ -36,7 +37,7 @@ def render_study(record: dict) -> list[str]:
     first = runs[0]
     lines = [f"### {record['title']}", ""]
     lines.append(
-        f"Command: `{record['command']}` (commit `{first['git_commit'][:12]}`, config hash per run below). "
+        f"Command: `{record['command']}` (commit `{short_commits(first['git_commit'])}`, config hash per run below). "
         f"Machine: {record['machine']}. Image size {first['image_size']}, {first['epochs']} epochs, "
         f"{len(first['folds_finished'])} folds, {first['n_cases']} cases."
     )
@@ -84,6 +85,12 @@ def render_comparison(record: dict) -> list[str]:
         cells = [name, run["scheme"], str(run["seed"])]
         cells += [_mean_std(run["classes"][cls]["overall"].get(m)) for cls in classes for m, _ in METRICS]
         lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "How each run was trained (the commit whose code trained its folds, read from each fold's "
+              "fold_done.json; \"unknown\" for folds finished before commits were recorded per fold):", "",
+              "| run | config hash | trained by commit | train time |", "|---|---|---|---|"]  # fmt: skip
+    for name, run in runs.items():
+        commit = short_commits(run.get("git_commit", "unknown"))
+        lines.append(f"| {name} | `{run['config_hash'][:12]}` | {commit} | {run['train_seconds'] / 60:.1f} min |")
     lines.append("")
     lesion_rows = [(name, cls, run["classes"][cls]["lesions"]) for name, run in runs.items() for cls in classes]
     lines += [f"Lesion detection (a reference lesion counts as detected when the prediction covers at least "

@@ -42,6 +42,25 @@ def case_file(folder: Path, case: str) -> Path | None:
     return None
 
 
+def fold_done(fold_dir: Path) -> dict | None:
+    """A finished fold's ``fold_done.json`` (seconds, case counts, ``git_commit`` of the code that
+    trained it), or None while the fold has not finished."""
+    path = Path(fold_dir) / FOLD_DONE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def trained_by(done: list[dict]) -> str:
+    """The commit(s) whose code trained these folds: one commit, several joined by " + " when a
+    resume ran newer code, "unknown" for folds finished before commits were recorded per fold."""
+    commits = list(dict.fromkeys(str(d.get("git_commit") or "unknown") for d in done))
+    return " + ".join(commits) if commits else "unknown"
+
+
+def short_commits(trained: str) -> str:
+    """``trained_by``'s text with each commit shortened to 12 characters, for tables."""
+    return " + ".join(c[:12] for c in trained.split(" + "))
+
+
 def write_data_plan(plan: DataPlan, run_dir: Path) -> None:
     atomic_write_bytes(run_dir / DATA_PLAN, json.dumps(plan.to_json(), indent=1).encode())
 
@@ -55,7 +74,7 @@ class TrainedRun:
     plan: DataPlan
     finished_folds: list[int]
     postprocessing: dict | None
-    provenance: dict = field(default_factory=dict)  # config_hash, git_commit, versions, seed
+    provenance: dict = field(default_factory=dict)  # config_hash, versions, seed, commit that started it
 
     def checkpoint(self, fold: int) -> Path:
         """The fold's selected model: the inner-validation best with ``select: inner_val``, else the last."""

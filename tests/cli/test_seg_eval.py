@@ -13,6 +13,7 @@ from scipy.stats import wilcoxon
 
 from adversarial_seg.cli.seg_eval import main as evaluate
 from adversarial_seg.data.phantoms import phantom_data_config, write_prostate_phantoms
+from adversarial_seg.provenance import git_commit
 
 from .conftest import train_tiny
 
@@ -34,6 +35,7 @@ def test_two_schemes_compared_case_by_case(study, capsys):
     out = study / "comparison"
     body = json.loads((out / "evaluation.json").read_text())
     assert set(body["runs"]) == {"ce", "hybrid"} and all(r["complete"] for r in body["runs"].values())
+    assert all(r["git_commit"] == git_commit() for r in body["runs"].values())  # from each fold_done.json
     # the p-values are Wilcoxon's on the per-case differences in the recomputed rows
     rows = list(csv.DictReader(open(out / "evaluation_cases.csv")))
     dsc = {run: {r["case"]: float(r["dsc"]) for r in rows if r["run"] == run and r["class"] == "gland"} for run in ("ce", "hybrid")}

@@ -15,6 +15,7 @@ from adversarial_seg.cli.seg_train import main
 from adversarial_seg.config import config_from_mapping
 from adversarial_seg.data.phantoms import otsu_threshold, phantom_data_config, write_prostate_phantoms, write_skin_phantoms
 from adversarial_seg.data.validate import validate_dataset
+from adversarial_seg.provenance import git_commit
 from adversarial_seg.seg.cross_validation import prepare_splits
 from adversarial_seg.seg.metrics import CASE_COLUMNS
 
@@ -119,10 +120,26 @@ def test_unfinished_fold_needs_resume_and_resume_finishes_it(full_run, tmp_path,
     shutil.copytree(run, copy)
     (copy / "fold_1" / "fold_done.json").unlink()
     shutil.rmtree(copy / "report")
+    # provenance of an older start: config.yaml's and fold 0's commits, fold 1's epochs took 1000 s each
+    resolved = yaml.safe_load((copy / "config.yaml").read_text())
+    resolved["provenance"]["git_commit"] = "commit-that-started"
+    (copy / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
+    done_0 = json.loads((copy / "fold_0" / "fold_done.json").read_text())
+    (copy / "fold_0" / "fold_done.json").write_text(json.dumps({**done_0, "git_commit": "commit-of-fold-0"}))
+    checkpoint = torch.load(copy / "fold_1" / "checkpoint_last.pt", weights_only=False)
+    checkpoint["history"] = [{**row, "seconds": 1000.0} for row in checkpoint["history"]]
+    torch.save(checkpoint, copy / "fold_1" / "checkpoint_last.pt")
     assert main(["--config", str(config), "--output", str(copy), "--no-progress"]) == 2
     assert "pass --resume" in capsys.readouterr().err
     assert main(["--config", str(config), "--output", str(copy), "--resume", "--no-progress"]) == 0
     assert read_csv(copy / "report" / "cases.csv") == read_csv(run / "report" / "cases.csv")
+    assert yaml.safe_load((copy / "config.yaml").read_text())["provenance"]["git_commit"] == "commit-that-started"
+    done_1 = json.loads((copy / "fold_1" / "fold_done.json").read_text())
+    assert done_1["git_commit"] == git_commit()
+    assert 2000.0 <= done_1["seconds"] < 2000.0 + 300  # both earlier epochs + this process's prediction
+    summary = json.loads((copy / "report" / "summary.json").read_text())
+    assert summary["git_commit"] == f"commit-of-fold-0 + {git_commit()}"
+    assert summary["train_seconds"] == pytest.approx(done_0["seconds"] + done_1["seconds"], abs=0.11)
 
 
 def test_bad_input_exits_2_before_any_work(tmp_path, phantom_root, capsys):
