@@ -86,7 +86,8 @@ def render_comparison(record: dict) -> list[str]:
         cells += [_mean_std(run["classes"][cls]["overall"].get(m)) for cls in classes for m, _ in METRICS]
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "How each run was trained (the commit whose code trained its folds, read from each fold's "
-              "fold_done.json; \"unknown\" for folds finished before commits were recorded per fold):", "",
+              "fold_done.json; \"unknown\" where none was recorded: folds finished before commits were recorded per "
+              "fold, or code run outside a git checkout):", "",
               "| run | config hash | trained by commit | train time |", "|---|---|---|---|"]  # fmt: skip
     for name, run in runs.items():
         commit = short_commits(run.get("git_commit", "unknown"))

@@ -51,7 +51,8 @@ def fold_done(fold_dir: Path) -> dict | None:
 
 def trained_by(done: list[dict]) -> str:
     """The commit(s) whose code trained these folds: one commit, several joined by " + " when a
-    resume ran newer code, "unknown" for folds finished before commits were recorded per fold."""
+    resume ran newer code, "unknown" for folds finished before commits were recorded per fold (or
+    trained outside a git checkout)."""
     commits = list(dict.fromkeys(str(d.get("git_commit") or "unknown") for d in done))
     return " + ".join(commits) if commits else "unknown"
 
