@@ -19,9 +19,10 @@ from pathlib import Path
 
 import yaml
 
+from adversarial_seg.seg.eval_report import TABLE_METRICS
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_MACHINE = "2-core CPU, 24 GiB, no GPU (the project's build machine)"
-EVAL_METRICS = ("dsc", "sensitivity", "specificity", "specificity_in_region", "hd95_mm")
 
 
 def run_dirs(output: Path) -> list[Path]:
@@ -69,7 +70,7 @@ def comparison(folder: Path) -> dict:
         runs[name]["git_commit"] = run.get("git_commit", "unknown")
         runs[name]["dataset"] = Path(run["dataset"]).name
         runs[name]["classes"] = {
-            cls: {"n_cases": block["n_cases"], "overall": {m: block["overall"][m] for m in EVAL_METRICS if m in block["overall"]},
+            cls: {"n_cases": block["n_cases"], "overall": {m: block["overall"][m] for m in TABLE_METRICS if m in block["overall"]},
                   "lesions": block["lesions"], "n_empty_reference": block["n_empty_reference"]}
             for cls, block in run["classes"].items()
         }  # fmt: skip

@@ -37,7 +37,7 @@ def test_comparison_table_in_kohl_layout_with_tests_and_seed_spread():
         lesions = {"detected_lesions": 7, "reference_lesions": 10, "detection_sensitivity": 0.7,
                    "false_positive_lesions_per_case": 0.25}  # fmt: skip
         return {"scheme": scheme, "seed": seed, "config_hash": "h", "n_folds": 4, "train_seconds": 60, "dataset": "d",
-                "classes": {"tumour": {"n_cases": 36, "overall": overall, "lesions": lesions, "n_empty_reference": 0}}}  # fmt: skip
+                "git_commit": "unknown", "classes": {"tumour": {"n_cases": 36, "overall": overall, "lesions": lesions, "n_empty_reference": 0}}}  # fmt: skip
 
     record = {
         "title": "T", "command": "seg-eval x", "machine": "m", "note": "", "lesion_overlap": 0.1,
@@ -57,4 +57,4 @@ def test_comparison_table_in_kohl_layout_with_tests_and_seed_spread():
     assert "| ce | 2 | 0.360 (0.014) |" in text
     assert "| ce_seed0 | tumour | 7 / 10 | 0.700 | 0.25 |" in text
     assert "| ce_seed1 | `h` | 0123456789ab + fedcba987654 | 1.0 min |" in text  # resumed under newer code
-    assert "| ce_seed0 | `h` | unknown | 1.0 min |" in text  # a record from before per-fold commits
+    assert "| ce_seed0 | `h` | unknown | 1.0 min |" in text

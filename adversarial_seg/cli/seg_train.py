@@ -36,12 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     # Imported here so that --help and argument errors answer without loading torch.
     from adversarial_seg.data.errors import DataError
     from adversarial_seg.data.validate import validate_dataset
+    from adversarial_seg.provenance import git_commit
     from adversarial_seg.runtime import resolve_device
     from adversarial_seg.seg.cross_validation import resolve_data, run_study
     from adversarial_seg.seg.run import RunStateError
     from adversarial_seg.seg.splits import SplitsError
-
-    from adversarial_seg.provenance import git_commit
 
     git_commit()  # the commit of the code this process runs, recorded in every run it writes
     started = time.perf_counter()

@@ -90,7 +90,7 @@ def render_comparison(record: dict) -> list[str]:
               "fold, or code run outside a git checkout):", "",
               "| run | config hash | trained by commit | train time |", "|---|---|---|---|"]  # fmt: skip
     for name, run in runs.items():
-        commit = short_commits(run.get("git_commit", "unknown"))
+        commit = short_commits(run["git_commit"])
         lines.append(f"| {name} | `{run['config_hash'][:12]}` | {commit} | {run['train_seconds'] / 60:.1f} min |")
     lines.append("")
     lesion_rows = [(name, cls, run["classes"][cls]["lesions"]) for name, run in runs.items() for cls in classes]

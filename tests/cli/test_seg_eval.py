@@ -17,6 +17,7 @@ from adversarial_seg.provenance import git_commit
 
 from .conftest import train_tiny
 
+
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     base = tmp_path_factory.mktemp("eval")
@@ -64,7 +65,8 @@ def test_two_schemes_compared_case_by_case(study, capsys):
     hashes = [yaml.safe_load((study / run / "config.yaml").read_text())["provenance"]["config_hash"] for run in ("ce", "hybrid")]
     for text in (*(h[:12] for h in hashes), "2 folds, 6 cases", str(root_of(study))):
         assert text in page
-    assert "ce" in capsys.readouterr().out
+    printed = capsys.readouterr().out.splitlines()
+    assert "ce" in printed and "hybrid" in printed  # each run's name heads its printed table
 
 
 def test_one_run_report_lands_in_its_report_folder(study):

@@ -21,6 +21,7 @@ from adversarial_seg.seg.metrics import CASE_COLUMNS, confusion_counts, dsc
 
 from .conftest import train_tiny
 
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     base = tmp_path_factory.mktemp("predict")
