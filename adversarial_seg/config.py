@@ -93,9 +93,7 @@ class LossConfig(StrictModel):
     supervised: Literal["ce", "dice_ce"] = "ce"
     # least_squares by default: with the logistic losses the demo's hybrid run collapsed to an
     # empty prediction (docs/performance.md, "Adversarial loss and stability").
-    adversarial: Literal["minimax", "non_saturating", "least_squares", "hinge", "wasserstein"] = (
-        "least_squares"
-    )
+    adversarial: Literal["minimax", "non_saturating", "least_squares", "hinge", "wasserstein"] = "least_squares"
     w_sup: float | None = Field(None, ge=0)
     w_adv: float | None = Field(None, ge=0)
     label_smoothing: float = Field(0.0, ge=0, lt=1)
@@ -192,9 +190,7 @@ def valid_keys(model: type[BaseModel], loc: tuple) -> list[str]:
             return []
         annotation = field.annotation
         candidates = [annotation, *getattr(annotation, "__args__", ())]
-        current = next(
-            (c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None
-        )
+        current = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
         if current is None:
             return []
     return list(getattr(current, "model_fields", {}))
@@ -210,8 +206,10 @@ def describe_error(error: dict, source: str, model: type[BaseModel] | None = Non
     if error["type"] == "extra_forbidden":
         options = valid_keys(model or Config, loc)
         close = difflib.get_close_matches(str(loc[-1]), options, n=1, cutoff=0.5)
-        hint = f"did you mean '{'.'.join(map(str, loc[:-1] + (close[0],)))}'?" if close else (
-            f"valid keys here: {', '.join(options)}"
+        hint = (
+            f"did you mean '{'.'.join(map(str, loc[:-1] + (close[0],)))}'?"
+            if close
+            else (f"valid keys here: {', '.join(options)}")
         )
         return f"{source}: unknown key '{key}'; {hint}"
     return f"{source}: key '{key}': {error['msg']} (got {error.get('input')!r})"

@@ -12,7 +12,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
 
-from adversarial_seg.gan.trainer import atomic_write_bytes  # noqa: E402
+from adversarial_seg.atomic_files import atomic_write_bytes  # noqa: E402
 
 
 def figure_png(fig, dpi: int = 90) -> bytes:

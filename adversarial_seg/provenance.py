@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 from adversarial_seg import __version__
-from adversarial_seg.gan.trainer import atomic_write_bytes
+from adversarial_seg.atomic_files import atomic_write_bytes
 
 LIBRARIES = ("torch", "monai", "numpy", "nibabel", "SimpleITK", "scikit-learn", "pydantic")
 

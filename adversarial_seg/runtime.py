@@ -48,7 +48,7 @@ class Precision:
     dtype: torch.dtype | None  # None: full fp32
 
     @classmethod
-    def for_device(cls, device: torch.device, amp: bool, cpu_bf16: bool = False) -> "Precision":
+    def for_device(cls, device: torch.device, amp: bool, cpu_bf16: bool = False) -> Precision:
         if not amp:
             return cls(device.type, None)
         if device.type == "cuda":
@@ -79,10 +79,12 @@ def seed_everything(seed: int) -> None:
 
 
 def rng_state() -> dict:
-    """Every global random state, for checkpoints."""
+    """Every global random state, for checkpoints (tensors and plain values only)."""
+    kind, keys, position, has_gauss, cached = np.random.get_state()
     state = {
         "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        # numpy's key array as a tensor: checkpoints hold tensors and plain values only (weights_only)
+        "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, cached),
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():
@@ -92,7 +94,8 @@ def rng_state() -> dict:
 
 def set_rng_state(state: dict) -> None:
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    kind, keys, *rest = state["numpy"]
+    np.random.set_state((kind, np.asarray(keys, dtype=np.int64).astype(np.uint32), *rest))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])

@@ -95,5 +95,6 @@ def main():
     target.write_text(json.dumps(record, indent=1) + "\n")
     print(f"wrote {target}")
 
+
 if __name__ == "__main__":
     main()

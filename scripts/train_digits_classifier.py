@@ -21,9 +21,15 @@ import time
 import torch
 import torch.nn.functional as F
 
+from adversarial_seg.atomic_files import atomic_write_bytes
 from adversarial_seg.gan.data import digits_splits
-from adversarial_seg.gan.metrics import CLASSIFIER_RECORD, CLASSIFIER_WEIGHTS, METRIC_SIZE, DigitsClassifier, file_sha256
-from adversarial_seg.gan.trainer import atomic_write_bytes
+from adversarial_seg.gan.metrics import (
+    CLASSIFIER_RECORD,
+    CLASSIFIER_WEIGHTS,
+    METRIC_SIZE,
+    DigitsClassifier,
+    file_sha256,
+)
 
 
 def shift(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -51,7 +57,7 @@ def main() -> int:
     model = DigitsClassifier()
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
     started = time.perf_counter()
-    for epoch in range(args.epochs):
+    for _ in range(args.epochs):
         model.train()
         order = torch.randperm(len(x), generator=generator)
         for start in range(0, len(x), 64):

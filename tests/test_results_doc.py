@@ -25,7 +25,10 @@ def test_study_table_formats_recorded_numbers():
         "classes": {"lesion": {"overall": overall, "folds": {"0": {"dsc": 0.92}, "1": {"dsc": 0.94}}}},
     }  # fmt: skip
     lines = render_study({"title": "T", "command": "c", "machine": "m", "runs": [run("ce", 600), run("hybrid", 720)]})
-    assert "| hybrid | 0.931 ± 0.046 | 0.950 ± 0.050 | 0.970 | 0.920, 0.940 | 12.0 min | 7.20 | 1.20 | `hhybrid` |" in lines
+    assert (
+        "| hybrid | 0.931 ± 0.046 | 0.950 ± 0.050 | 0.970 | 0.920, 0.940 | 12.0 min | 7.20 | 1.20 | `hhybrid` |"
+        in lines
+    )
 
 
 def test_comparison_table_in_kohl_layout_with_tests_and_seed_spread():
@@ -53,7 +56,9 @@ def test_comparison_table_in_kohl_layout_with_tests_and_seed_spread():
     text = "\n".join(render_comparison(record))
     assert "| ce_seed0 | ce | 0 | 0.350 ± 0.100 | 0.500 ± 0.200 | 0.980 ± 0.010 |" in text
     assert "| hybrid_seed0 | tumour | dsc | 36 | +0.0400 | 0.012 | 0.049 |" in text
-    assert "iou" not in text.split("Paired per case")[1].split("Per scheme")[0]  # only DSC / sensitivity / specificity shown
+    assert (
+        "iou" not in text.split("Paired per case")[1].split("Per scheme")[0]
+    )  # only DSC / sensitivity / specificity shown
     assert "| ce | 2 | 0.360 (0.014) |" in text
     assert "| ce_seed0 | tumour | 7 / 10 | 0.700 | 0.25 |" in text
     assert "| ce_seed1 | `h` | 0123456789ab + fedcba987654 | 1.0 min |" in text  # resumed under newer code

@@ -24,10 +24,19 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = _Parser(prog="gan-train", description="Train a classic GAN variant (vanilla, dcgan, cgan, infogan, wgan, wgan_gp).")
+    parser = _Parser(
+        prog="gan-train", description="Train a classic GAN variant (vanilla, dcgan, cgan, infogan, wgan, wgan_gp)."
+    )
     parser.add_argument("--config", required=True, type=Path, help="YAML config, e.g. configs/gan/dcgan.yaml")
     parser.add_argument("--output", type=Path, default=None, help="run directory (default runs/gan/<config name>)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a config key, e.g. train.epochs=5")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. train.epochs=5",
+    )
     add_device_argument(parser)
     parser.add_argument("--resume", action="store_true", help="continue the run in --output from its checkpoint")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -49,7 +58,9 @@ def prepare(args: argparse.Namespace):
     if has_checkpoint and not args.resume:
         raise ConfigError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --output")
     if args.resume and not has_checkpoint:
-        raise ConfigError(f"--resume: {run_dir} has no checkpoint_last.pt to continue; drop --resume to start a new run")
+        raise ConfigError(
+            f"--resume: {run_dir} has no checkpoint_last.pt to continue; drop --resume to start a new run"
+        )
     stored = stored_resume_hash(run_dir)
     if args.resume and stored is not None and stored != resume_digest(config):
         raise ConfigError(

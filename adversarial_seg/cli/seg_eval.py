@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         return fail(f"--format {args.format!r}: choose from {', '.join(FORMATS)}")
     if not 0 < args.lesion_overlap <= 1:
         return fail(f"--lesion-overlap {args.lesion_overlap}: give a fraction in (0, 1]")
-    from adversarial_seg.gan.trainer import atomic_write_bytes
+    from adversarial_seg.atomic_files import atomic_write_bytes
     from adversarial_seg.seg.compare import COMPARED_METRICS, compare_to_first
     from adversarial_seg.seg.eval_report import build_blocks, write_report
     from adversarial_seg.seg.evaluate import check_comparable, evaluate_run, seed_spread

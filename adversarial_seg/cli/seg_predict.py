@@ -28,8 +28,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--folds", default="all", help="fold models to average: 'all' finished folds, or e.g. 0,2")
     parser.add_argument("--tta", action=argparse.BooleanOptionalAction, default=True,
                         help="mirror test-time augmentation (default on; --no-tta is faster)")  # fmt: skip
-    parser.add_argument("--probabilities", action="store_true", help="also write DIR/<case>.npz (float16 class probabilities)")
-    parser.add_argument("--labels", type=Path, help="folder of reference label maps <case>.<ending>: writes DIR/metrics.csv")
+    parser.add_argument(
+        "--probabilities", action="store_true", help="also write DIR/<case>.npz (float16 class probabilities)"
+    )
+    parser.add_argument(
+        "--labels", type=Path, help="folder of reference label maps <case>.<ending>: writes DIR/metrics.csv"
+    )
     parser.add_argument("--overwrite", action="store_true", help="predict cases whose outputs already exist")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_device_argument(parser)
@@ -74,7 +78,11 @@ def main(argv: list[str] | None = None) -> int:
     show = not args.no_progress and sys.stderr.isatty()
     with tqdm(total=len(cases), desc="cases", unit="case", disable=not show) as bar:
         result = predictor.run_batch(cases, report=tqdm.write if show else print, progress=bar)
-    per_case = f"{sum(result.seconds) / len(result.seconds):.1f} s per predicted case" if result.seconds else "no case predicted"
+    per_case = (
+        f"{sum(result.seconds) / len(result.seconds):.1f} s per predicted case"
+        if result.seconds
+        else "no case predicted"
+    )
     print(
         f"done {len(result.done)}, skipped {len(result.skipped)} (output exists; --overwrite to redo), "
         f"failed {len(result.failed)}; {per_case}; wall {time.perf_counter() - started:.0f} s; output {args.output}"

@@ -12,6 +12,13 @@ from .layouts import CaseRecord, discover_cases
 from .validate import validate_dataset
 
 __all__ = [
-    "CaseRecord", "DataError", "LabelScheme", "discover_cases", "read_image", "read_label",
-    "validate_dataset", "write_image", "write_label",
+    "CaseRecord",
+    "DataError",
+    "LabelScheme",
+    "discover_cases",
+    "read_image",
+    "read_label",
+    "validate_dataset",
+    "write_image",
+    "write_label",
 ]

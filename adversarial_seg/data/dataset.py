@@ -60,8 +60,14 @@ class SegmentationDataset(torch.utils.data.Dataset):
     or -1). Each sample is cut from the cache and then augmented.
     """
 
-    def __init__(self, records: list[CaseRecord], plan: DataPlan, augment: Sequence[str] = AUGMENTATIONS,
-                 cache: bool = True, cache_workers: int = 2):
+    def __init__(
+        self,
+        records: list[CaseRecord],
+        plan: DataPlan,
+        augment: Sequence[str] = AUGMENTATIONS,
+        cache: bool = True,
+        cache_workers: int = 2,
+    ):
         if not records:
             raise ValueError("no cases to build a dataset from; check the fold's case list")
         self.plan = plan
@@ -72,8 +78,9 @@ class SegmentationDataset(torch.utils.data.Dataset):
         items = [case_item(r) for r in self.records]
         if cache:
             # copy_cache=False: samples are cut (and cloned) from the cache, never modified in it.
-            self.preprocessed = CacheDataset(items, pipeline, cache_rate=1.0, num_workers=cache_workers,
-                                             copy_cache=False, progress=False)
+            self.preprocessed = CacheDataset(
+                items, pipeline, cache_rate=1.0, num_workers=cache_workers, copy_cache=False, progress=False
+            )
         else:
             self.preprocessed = Dataset(items, pipeline)
         self.augment = augmentation_transforms(plan, augment) if augment else None
@@ -163,8 +170,7 @@ def prepare_case(record: CaseRecord, plan: DataPlan) -> CaseInput:
     item = case_item(record)
     item["label_path"] = None  # inference never needs the reference; scoring reads it natively
     loaded = preprocess(LoadCase(plan)(item))
-    return CaseInput(record.case_id, loaded["image"], loaded["props"], plan, preprocess,
-                     label_suffix(loaded["props"]))
+    return CaseInput(record.case_id, loaded["image"], loaded["props"], plan, preprocess, label_suffix(loaded["props"]))
 
 
 def probabilities_to_native(probabilities: torch.Tensor, case: CaseInput) -> torch.Tensor:

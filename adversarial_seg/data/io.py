@@ -17,22 +17,21 @@ for an input lines up with it in any viewer. One geometry convention everywhere 
 ``dtype`` (original on-disk dtype name), ``qform_code`` / ``sform_code`` (NIfTI, else None),
 ``suffix`` (file ending, e.g. ``.nii.gz``) and ``path``.
 
-Every write is atomic: a temporary file in the target folder, then ``os.replace``.
+Every write is atomic (``adversarial_seg.atomic_files``): a temporary in the target folder, then a rename.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import shutil
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import nibabel as nib
 import numpy as np
 from PIL import Image
+
+from adversarial_seg.atomic_files import atomic_path, temporary_name
 
 # Longest endings first so that ".nii.gz" wins over ".gz".
 SUFFIX_FORMATS: dict[str, str] = {
@@ -65,7 +64,7 @@ def split_suffix(path: str | Path) -> tuple[str, str]:
     lower = name.lower()
     for suffix in SUFFIX_FORMATS:
         if lower.endswith(suffix) and len(name) > len(suffix):
-            return name[: -len(suffix)], name[-len(suffix):]
+            return name[: -len(suffix)], name[-len(suffix) :]
     return name, ""
 
 
@@ -73,9 +72,7 @@ def format_of(path: str | Path) -> str:
     """The format name of a supported file ending; ValueError naming the file otherwise."""
     _, suffix = split_suffix(path)
     if not suffix:
-        raise ValueError(
-            f"{path} has an unsupported file ending; use one of {', '.join(SUFFIX_FORMATS)}"
-        )
+        raise ValueError(f"{path} has an unsupported file ending; use one of {', '.join(SUFFIX_FORMATS)}")
     return SUFFIX_FORMATS[suffix.lower()]
 
 
@@ -107,9 +104,7 @@ def read_image(path: str | Path) -> tuple[np.ndarray, dict]:
     return np.ascontiguousarray(array, dtype=np.float32), props
 
 
-def read_label(
-    path: str | Path, threshold: int | None = None, foreground: int = 1
-) -> tuple[np.ndarray, dict]:
+def read_label(path: str | Path, threshold: int | None = None, foreground: int = 1) -> tuple[np.ndarray, dict]:
     """Read a label map: int64 array of the spatial shape (no channel axis), plus ``props``.
 
     ``threshold`` handles masks saved lossy (JPEG): values >= threshold become ``foreground``
@@ -120,8 +115,7 @@ def read_label(
     if array.shape[0] > 1:
         if not np.all(array == array[:1]):
             raise ValueError(
-                f"label file {path} has {array.shape[0]} different channels; save it as one "
-                "grey-level label map"
+                f"label file {path} has {array.shape[0]} different channels; save it as one grey-level label map"
             )
     values = array[0]
     if threshold is not None:
@@ -205,41 +199,6 @@ def _read_pil(path: Path) -> tuple[np.ndarray, dict]:
 # --------------------------------------------------------------------------- writing
 
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-
-
-@contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path in ``path``'s folder (same ending); replace ``path`` on success."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    stem, suffix = split_suffix(path)
-    handle, temporary = tempfile.mkstemp(prefix=f".{stem}.", suffix=suffix, dir=path.parent)
-    os.close(handle)
-    try:
-        yield Path(temporary)
-        os.chmod(temporary, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the usual mode
-        os.replace(temporary, path)
-    finally:
-        Path(temporary).unlink(missing_ok=True)
-
-
-_TEMPORARY = re.compile(r"^\..+\.[a-z0-9_]{8}(\.[A-Za-z0-9.]+)?$")
-
-
-def remove_stale_temporaries(folder: str | Path) -> int:
-    """Delete temporaries ``atomic_path`` left in ``folder`` when a writer was killed; return how many.
-
-    Only for a folder no other process is writing into at the same time.
-    """
-    folder = Path(folder)
-    stale = [p for p in folder.glob(".*") if p.is_file() and _TEMPORARY.match(p.name)] if folder.is_dir() else []
-    for path in stale:
-        path.unlink(missing_ok=True)
-    return len(stale)
-
-
 def write_label(path: str | Path, labels: np.ndarray, props: dict) -> Path:
     """Write an integer label map ``labels`` (spatial shape of ``props``) in ``path``'s format.
 
@@ -319,7 +278,8 @@ def _to_itk(array: np.ndarray, props: dict):
 
 def _write_mhd(path: Path, array: np.ndarray, props: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    folder = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    folder = path.parent / temporary_name(path.name)  # signed: a killed run's leftover is recognised
+    folder.mkdir()
     try:
         _sitk().WriteImage(_to_itk(array, props), str(folder / path.name), useCompression=True)
         header = folder / path.name
@@ -347,7 +307,10 @@ def _write_pil(path: Path, array: np.ndarray, fmt: str) -> None:
 
 
 def make_props(
-    affine: np.ndarray, spatial_shape: tuple[int, ...], fmt: str = "nifti", qform_code: int = 1,
+    affine: np.ndarray,
+    spatial_shape: tuple[int, ...],
+    fmt: str = "nifti",
+    qform_code: int = 1,
     sform_code: int = 1,
 ) -> dict[str, Any]:
     """Geometry ``props`` for writing a new image on a given grid (phantoms, tests)."""

@@ -34,9 +34,11 @@ class LabelScheme:
 
     @classmethod
     def from_mapping(
-        cls, labels: dict[str, int] | None, regions: dict[str, list[int]] | None = None,
+        cls,
+        labels: dict[str, int] | None,
+        regions: dict[str, list[int]] | None = None,
         mask_threshold: int | None = None,
-    ) -> "LabelScheme":
+    ) -> LabelScheme:
         labels = dict(labels or DEFAULT_LABELS)
         if len(set(labels.values())) != len(labels):
             raise ValueError(f"data.labels gives one value to several names: {labels}; use one name per value")
@@ -56,7 +58,7 @@ class LabelScheme:
         return cls(names, values, {n: tuple(sorted(v)) for n, v in regions.items()}, mask_threshold)
 
     @classmethod
-    def from_config(cls, data_cfg) -> "LabelScheme":
+    def from_config(cls, data_cfg) -> LabelScheme:
         """From a ``DataConfig`` (``labels``, ``regions``, ``mask_threshold``)."""
         return cls.from_mapping(data_cfg.labels, data_cfg.regions, data_cfg.mask_threshold)
 
@@ -97,6 +99,4 @@ class LabelScheme:
 
     def region_class_indices(self) -> dict[str, list[int]]:
         """Region -> class indices it unites (sum these class probabilities for a region)."""
-        return {
-            name: [self.values.index(v) for v in values] for name, values in self.regions.items()
-        }
+        return {name: [self.values.index(v) for v in values] for name, values in self.regions.items()}

@@ -79,13 +79,9 @@ def scan_layout(data_cfg) -> LayoutScan:
     root = resolve_root(data_cfg)
     scan = LayoutScan(root)
     if not root.is_dir():
-        scan.problems.append(
-            f"data root {root} does not exist or is not a folder; set data.root to the dataset folder"
-        )
+        scan.problems.append(f"data root {root} does not exist or is not a folder; set data.root to the dataset folder")
         return scan
-    pairs = {"folder": _scan_folder, "msd": _scan_msd, "nnunet": _scan_nnunet}[data_cfg.layout](
-        root, data_cfg, scan
-    )
+    pairs = {"folder": _scan_folder, "msd": _scan_msd, "nnunet": _scan_nnunet}[data_cfg.layout](root, data_cfg, scan)
     _attach_groups(root, data_cfg, pairs, scan)
     return scan
 
@@ -114,15 +110,11 @@ def _index_by_stem(folder: Path, scan: LayoutScan, what: str) -> dict[str, Path]
     for stem, paths in found.items():
         if len(paths) > 1:
             names = ", ".join(p.name for p in paths)
-            scan.problems.append(
-                f"duplicate case id '{stem}' in {folder} ({names}); keep one file per case"
-            )
+            scan.problems.append(f"duplicate case id '{stem}' in {folder} ({names}); keep one file per case")
     return {stem: paths[0] for stem, paths in found.items()}
 
 
-def _group_channel_files(
-    files: dict[str, Path], folder: Path, scan: LayoutScan
-) -> dict[str, dict[int, Path]]:
+def _group_channel_files(files: dict[str, Path], folder: Path, scan: LayoutScan) -> dict[str, dict[int, Path]]:
     """``case_0000``-style stems -> {case: {channel index: path}}."""
     cases: dict[str, dict[int, Path]] = defaultdict(dict)
     for stem, path in files.items():
@@ -157,9 +149,7 @@ def _pair(
             f"image {images[case][0]} has no mask in {label_dir}; add a mask named {case} (any supported ending) or remove the image"
         )
     for case in sorted(set(labels) - set(images)):
-        scan.problems.append(
-            f"mask {labels[case]} has no image in {image_dir}; add the image or remove the mask"
-        )
+        scan.problems.append(f"mask {labels[case]} has no image in {image_dir}; add the image or remove the mask")
     return {case: (images[case], labels[case]) for case in sorted(set(images) & set(labels))}
 
 
@@ -190,9 +180,11 @@ def _uses_channel_files(image_files: dict[str, Path], label_files: dict[str, Pat
 
     The channel count is not the test: an RGB PNG is three channels in one file.
     """
-    return bool(image_files) and all(
-        CHANNEL_FILE.match(stem) and stem not in label_files for stem in image_files
-    ) and any(stem.endswith("_0000") for stem in image_files)
+    return (
+        bool(image_files)
+        and all(CHANNEL_FILE.match(stem) and stem not in label_files for stem in image_files)
+        and any(stem.endswith("_0000") for stem in image_files)
+    )
 
 
 def _read_dataset_json(path: Path, scan: LayoutScan) -> dict | None:
@@ -223,7 +215,9 @@ def _inside_root(root: Path, relative: str, dataset_json: Path, key: str, scan) 
         )
         return None
     if not path.is_file():
-        scan.problems.append(f"{dataset_json} lists {key} '{relative}', which does not exist; add the file or fix the entry")
+        scan.problems.append(
+            f"{dataset_json} lists {key} '{relative}', which does not exist; add the file or fix the entry"
+        )
         return None
     return path
 
@@ -239,12 +233,12 @@ def _scan_msd(root: Path, data_cfg, scan: LayoutScan):
     scan.channel_names = _channel_names(description)
     training = description.get("training")
     if not isinstance(training, list):
-        scan.problems.append(f"{dataset_json} has no \"training\" list of {{image, label}} entries; add it")
+        scan.problems.append(f'{dataset_json} has no "training" list of {{image, label}} entries; add it')
         return {}
     pairs: dict[str, tuple[list[Path], Path]] = {}
     for number, entry in enumerate(training):
         if not isinstance(entry, dict) or not {"image", "label"} <= set(entry):
-            scan.problems.append(f"{dataset_json} training entry {number} needs both \"image\" and \"label\"; fix it")
+            scan.problems.append(f'{dataset_json} training entry {number} needs both "image" and "label"; fix it')
             continue
         image = _inside_root(root, entry["image"], dataset_json, "image", scan)
         label = _inside_root(root, entry["label"], dataset_json, "label", scan)

@@ -40,7 +40,9 @@ import numpy as np
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
-from .io import atomic_path, make_props, write_image, write_label
+from adversarial_seg.atomic_files import atomic_path
+
+from .io import make_props, write_image, write_label
 
 PROSTATE_LABELS = {"background": 0, "pz": 1, "tz": 2, "lesion": 3}
 PROSTATE_REGIONS = {"gland": [1, 2, 3], "lesion": [3]}
@@ -52,14 +54,21 @@ def phantom_data_config(kind: str, root: str | Path) -> dict:
     """The ``data:`` config mapping that reads phantoms written by this module at ``root``."""
     if kind == "prostate":
         return {
-            "root": str(root), "layout": "nnunet", "group": {"column": "patient"},
-            "labels": dict(PROSTATE_LABELS), "regions": {k: list(v) for k, v in PROSTATE_REGIONS.items()},
-            "channels": ["T2", "ADC"], "reference_channel": "T2",
+            "root": str(root),
+            "layout": "nnunet",
+            "group": {"column": "patient"},
+            "labels": dict(PROSTATE_LABELS),
+            "regions": {k: list(v) for k, v in PROSTATE_REGIONS.items()},
+            "channels": ["T2", "ADC"],
+            "reference_channel": "T2",
         }
     if kind == "skin":
         return {
-            "root": str(root), "layout": "folder", "stratify": "diagnosis",
-            "labels": dict(SKIN_LABELS), "channels": ["red", "green", "blue"],
+            "root": str(root),
+            "layout": "folder",
+            "stratify": "diagnosis",
+            "labels": dict(SKIN_LABELS),
+            "channels": ["red", "green", "blue"],
         }
     raise ValueError(f"unknown phantom kind {kind!r}; use prostate or skin")
 
@@ -153,7 +162,8 @@ def _prostate_anatomy(rng: np.random.Generator) -> dict:
     gland_centre = np.array([rng.uniform(-3, 3), rng.uniform(-2, 3), rng.uniform(-3, 3)])
     side = rng.choice([-1.0, 1.0])
     return {
-        "gland_centre": gland_centre, "gland_axes": gland_axes,
+        "gland_centre": gland_centre,
+        "gland_axes": gland_axes,
         "tz_centre": gland_centre + [0, 0.3 * gland_axes[1], 0],
         "tz_axes": gland_axes * [0.6, 0.55, 0.75],
         "lesion_centre": gland_centre + [side * 0.45 * gland_axes[0], -0.5 * gland_axes[1], rng.uniform(-6, 6)],
@@ -180,8 +190,10 @@ def _prostate_labels(coords, anatomy: dict, slice_mm: float) -> np.ndarray:
     # Half the slab thickness in mm: the lesion spans ``lesion_slices`` slices of this grid.
     lesion_axes[2] = anatomy["lesion_slices"] * slice_mm / 2
     lesion_angle = np.arctan2(y - anatomy["lesion_centre"][1], x - anatomy["lesion_centre"][0])
-    in_plane = np.sqrt(((x - anatomy["lesion_centre"][0]) / lesion_axes[0]) ** 2
-                       + ((y - anatomy["lesion_centre"][1]) / lesion_axes[1]) ** 2)
+    in_plane = np.sqrt(
+        ((x - anatomy["lesion_centre"][0]) / lesion_axes[0]) ** 2
+        + ((y - anatomy["lesion_centre"][1]) / lesion_axes[1]) ** 2
+    )
     in_slab = np.abs(z - anatomy["lesion_centre"][2]) < lesion_axes[2]
     lesion = gland & in_slab & (in_plane < _wobbly_radius(shape_rng, lesion_angle, 0.35))
     labels = np.where(gland, 1, 0).astype(np.uint8)
@@ -237,8 +249,13 @@ def _flip_to_lps(array: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.
 
 
 def write_prostate_phantoms(
-    root: str | Path, cases: int = 12, seed: int = 0, size: tuple[int, int, int] = (96, 96, 16),
-    spacing: tuple[float, float, float] = (0.6, 0.6, 3.6), oblique: bool = False, ras: bool = True,
+    root: str | Path,
+    cases: int = 12,
+    seed: int = 0,
+    size: tuple[int, int, int] = (96, 96, 16),
+    spacing: tuple[float, float, float] = (0.6, 0.6, 3.6),
+    oblique: bool = False,
+    ras: bool = True,
     adc_grid_differs: bool = False,
 ) -> Path:
     """Write ``cases`` prostate-MRI-like cases in nnU-Net raw layout under ``root``; return root.
@@ -271,19 +288,27 @@ def write_prostate_phantoms(
                 label_map, label_affine = labels, affine
             if not ras:
                 image, affine = _flip_to_lps(image, affine)
-            write_image(root / "imagesTr" / f"{case}_{channel:04d}.nii.gz", image[None],
-                        make_props(affine, image.shape))
+            write_image(
+                root / "imagesTr" / f"{case}_{channel:04d}.nii.gz", image[None], make_props(affine, image.shape)
+            )
         if not ras:
             label_map, label_affine = _flip_to_lps(label_map, label_affine)
         write_label(root / "labelsTr" / f"{case}.nii.gz", label_map, make_props(label_affine, label_map.shape))
         lesion_slices = int(np.any(label_map == 3, axis=(0, 1)).sum())
         rows.append({"case": case, "patient": f"patient_{(2 * index) // 3:03d}", "lesion_slices": lesion_slices})
     _write_csv(root / "cases.csv", rows)
-    _write_json(root / "dataset.json", {
-        "name": "prostate_phantoms", "description": "synthetic prostate MRI phantoms (adversarial_seg)",
-        "channel_names": {"0": "T2", "1": "ADC"}, "labels": PROSTATE_LABELS,
-        "numTraining": cases, "file_ending": ".nii.gz", "seed": seed,
-    })
+    _write_json(
+        root / "dataset.json",
+        {
+            "name": "prostate_phantoms",
+            "description": "synthetic prostate MRI phantoms (adversarial_seg)",
+            "channel_names": {"0": "T2", "1": "ADC"},
+            "labels": PROSTATE_LABELS,
+            "numTraining": cases,
+            "file_ending": ".nii.gz",
+            "seed": seed,
+        },
+    )
     return root
 
 
@@ -323,8 +348,11 @@ def _skin_case(rng: np.random.Generator, size: tuple[int, int], diagnosis: str) 
         start, control, end = rng.uniform([0, 0], [width, height], size=(3, 2))
         t = np.linspace(0, 1, 40)[:, None]
         points = (1 - t) ** 2 * start + 2 * (1 - t) * t * control + t**2 * end
-        draw.line([tuple(p) for p in points], fill=tuple(int(v) for v in rng.uniform(20, 60, 3)),
-                  width=int(rng.integers(1, 3)))
+        draw.line(
+            [tuple(p) for p in points],
+            fill=tuple(int(v) for v in rng.uniform(20, 60, 3)),
+            width=int(rng.integers(1, 3)),
+        )
     if rng.random() < 0.6:  # ruler: a line with ticks along the top or bottom edge
         y = int(rng.integers(2, 6)) if rng.random() < 0.5 else height - int(rng.integers(3, 7))
         direction = 1 if y < height / 2 else -1
@@ -340,9 +368,7 @@ def _skin_case(rng: np.random.Generator, size: tuple[int, int], diagnosis: str) 
     return np.clip(array, 0, 255).astype(np.uint8), mask
 
 
-def write_skin_phantoms(
-    root: str | Path, cases: int = 12, seed: int = 0, size: tuple[int, int] = (96, 128)
-) -> Path:
+def write_skin_phantoms(root: str | Path, cases: int = 12, seed: int = 0, size: tuple[int, int] = (96, 128)) -> Path:
     """Write ``cases`` dermoscopy-like RGB PNG cases in folder layout under ``root``; return root.
 
     ``size``: spatial shape (H, W) as ``read_image`` returns it (default 96 rows x 128 columns).

@@ -31,7 +31,6 @@ import nibabel as nib
 import numpy as np
 import torch
 from monai.data import MetaTensor
-from monai.utils import MetaKeys, SpaceKeys
 from monai.transforms import (
     Compose,
     NormalizeIntensityd,
@@ -48,6 +47,7 @@ from monai.transforms import (
     SpatialPadd,
     Transform,
 )
+from monai.utils import MetaKeys, SpaceKeys
 
 from ..config import AUGMENTATIONS
 from .io import read_image, read_label
@@ -94,7 +94,7 @@ class DataPlan:
         return body
 
     @classmethod
-    def from_json(cls, body: dict) -> "DataPlan":
+    def from_json(cls, body: dict) -> DataPlan:
         scheme = LabelScheme.from_mapping(**body["scheme"])
         tuples = {k: None if body[k] is None else tuple(body[k]) for k in ("size", "spacing", "patch_size")}
         rest = {k: v for k, v in body.items() if k not in ("scheme", *tuples)}
@@ -159,8 +159,11 @@ def _meta_tensor(array: np.ndarray, props: dict) -> MetaTensor:
         torch.from_numpy(np.ascontiguousarray(array)),
         affine=torch.as_tensor(props["affine"], dtype=torch.float64),
         # Our affines are RAS (io.py converts ITK's LPS at the edge); MONAI reads the space from meta.
-        meta={"filename_or_obj": props.get("path", ""), "spatial_shape": props["spatial_shape"],
-              MetaKeys.SPACE: SpaceKeys.RAS},
+        meta={
+            "filename_or_obj": props.get("path", ""),
+            "spatial_shape": props["spatial_shape"],
+            MetaKeys.SPACE: SpaceKeys.RAS,
+        },
     )
 
 

@@ -70,9 +70,7 @@ def reference_channel_index(data_cfg, channel_names: list[str] | None) -> int:
     return 0
 
 
-def check_case(
-    record: CaseRecord, scheme: LabelScheme, expected_channels: int | None, reference: int = 0
-):
+def check_case(record: CaseRecord, scheme: LabelScheme, expected_channels: int | None, reference: int = 0):
     """(problems, channel count or None) for one case; never raises for a data problem.
 
     ``reference``: index of the channel file whose grid the mask must share (one file holding
@@ -105,7 +103,8 @@ def check_case(
     if record.label_path is None:
         return problems, channel_count
     label = _read(
-        record.label_path, problems,
+        record.label_path,
+        problems,
         lambda p: read_label(p, scheme.mask_threshold, scheme.foreground_value),
     )
     if label is None:

@@ -74,9 +74,7 @@ class ModelConfig(StrictModel):
 
 
 class LossConfig(StrictModel):
-    adversarial: Literal["minimax", "non_saturating", "least_squares", "hinge", "wasserstein"] = (
-        "non_saturating"
-    )
+    adversarial: Literal["minimax", "non_saturating", "least_squares", "hinge", "wasserstein"] = "non_saturating"
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     instance_noise: float = Field(0.0, ge=0)
     gradient_penalty: float = Field(0.0, ge=0)
@@ -130,7 +128,9 @@ class GANConfig(StrictModel):
         if self.variant == "infogan" and self.model.categorical + self.model.continuous == 0:
             raise ValueError("variant infogan needs model.categorical or model.continuous > 0")
         if self.loss.gradient_penalty > 0 and self.model.norm == "batch" and self.model.architecture == "dcgan":
-            raise ValueError("the gradient penalty is per sample; batch norm in the critic breaks it: set model.norm: layer or none")
+            raise ValueError(
+                "the gradient penalty is per sample; batch norm in the critic breaks it: set model.norm: layer or none"
+            )
         return self
 
     def digest(self) -> str:

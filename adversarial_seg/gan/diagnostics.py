@@ -74,8 +74,10 @@ class MonitoredStep(AdversarialStep):
         self.warn = warn
 
     @classmethod
-    def wrap(cls, step: AdversarialStep, patience: int = 100, warn=print) -> "MonitoredStep":
-        return cls(step.task, step.optimizer_g, step.optimizer_d, step.config, step.precision, patience=patience, warn=warn)
+    def wrap(cls, step: AdversarialStep, patience: int = 100, warn=print) -> MonitoredStep:
+        return cls(
+            step.task, step.optimizer_g, step.optimizer_d, step.config, step.precision, patience=patience, warn=warn
+        )
 
     def __call__(self, batches):
         terms = super().__call__(batches)

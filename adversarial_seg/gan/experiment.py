@@ -19,12 +19,13 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 import yaml
 
+from adversarial_seg.atomic_files import atomic_write_bytes
 from adversarial_seg.gan.config import GANConfig
 from adversarial_seg.gan.data import TensorPairs, digits_splits, ring_centers, ring_splits
 from adversarial_seg.gan.diagnostics import MonitoredStep, diversity_warning
@@ -36,7 +37,7 @@ from adversarial_seg.gan.metrics import (
     parzen_evaluation,
     ring_metrics,
 )
-from adversarial_seg.gan.trainer import Trainer, atomic_write_bytes, seeded_loader
+from adversarial_seg.gan.trainer import Trainer, seeded_loader
 from adversarial_seg.gan.variants import build_gan_step
 from adversarial_seg.provenance import git_commit, write_resolved_config
 from adversarial_seg.runtime import Precision, derived_seed, seed_everything
@@ -163,21 +164,23 @@ def save_traversals(task, config: GANConfig, run_dir: Path) -> list[str]:
     """InfoGAN: one row per categorical value; columns vary z (categorical figure) or one
     continuous code from -2 to 2 with z fixed (one figure per continuous code)."""
     generator = torch.Generator().manual_seed(derived_seed(config.seed, "eval", "traversal"))
-    k, l, columns = max(task.categorical, 1), task.continuous, config.eval.grid
+    k, n_continuous, columns = max(task.categorical, 1), task.continuous, config.eval.grid
     written = []
     cat = torch.arange(k).repeat_interleave(columns)
     z = torch.randn(columns, task.z_dim, generator=generator).repeat(k, 1)
-    images = task.sample_with_codes(z, cat, torch.zeros(len(cat), l))
+    images = task.sample_with_codes(z, cat, torch.zeros(len(cat), n_continuous))
     path = run_dir / "traversal_categorical.png"
     save_image_grid(images, columns, path, "rows: categorical code; columns: z", [str(c) for c in range(k)])
     written.append(path.name)
     z_row = torch.randn(1, task.z_dim, generator=generator)
-    for j in range(l):
-        cont = torch.zeros(k * columns, l)
+    for j in range(n_continuous):
+        cont = torch.zeros(k * columns, n_continuous)
         cont[:, j] = torch.linspace(-2, 2, columns).repeat(k)
         images = task.sample_with_codes(z_row.repeat(k * columns, 1), cat, cont)
         path = run_dir / f"traversal_continuous_{j}.png"
-        save_image_grid(images, columns, path, f"rows: categorical code; columns: c{j} from -2 to 2", [str(c) for c in range(k)])
+        save_image_grid(
+            images, columns, path, f"rows: categorical code; columns: c{j} from -2 to 2", [str(c) for c in range(k)]
+        )
         written.append(path.name)
     return written
 
@@ -230,7 +233,13 @@ def train_gan(
     def on_epoch_end(epoch: int, row: dict) -> None:
         if not due(epoch):
             return
-        save_samples(task, evaluator, config, run_dir / "samples" / f"epoch_{epoch + 1:03d}.png", f"{config.variant}, epoch {epoch + 1}")
+        save_samples(
+            task,
+            evaluator,
+            config,
+            run_dir / "samples" / f"epoch_{epoch + 1:03d}.png",
+            f"{config.variant}, epoch {epoch + 1}",
+        )
         save_metrics_plot(trainer.history, run_dir / "metrics.png", f"{config.variant} ({config.data.dataset})")
 
     trainer = Trainer(
@@ -264,7 +273,9 @@ def train_gan(
             "held-out real data: the validation split scored like a sample against the test split; "
             "Parzen windows centred on the training split"
         ),
-        "last_epoch": {k: v for k, v in trainer.history[-1].items() if isinstance(v, (int, float)) and math.isfinite(v)},
+        "last_epoch": {
+            k: v for k, v in trainer.history[-1].items() if isinstance(v, (int, float)) and math.isfinite(v)
+        },
         "warnings": warnings,
         "figures": ["metrics.png", "samples/", *figures],
         "command": command,

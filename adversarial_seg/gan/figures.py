@@ -30,7 +30,9 @@ def image_mosaic(images: Tensor, columns: int) -> np.ndarray:
     return mosaic
 
 
-def save_image_grid(images: Tensor, columns: int, path: Path, title: str = "", row_labels: list[str] | None = None) -> None:
+def save_image_grid(
+    images: Tensor, columns: int, path: Path, title: str = "", row_labels: list[str] | None = None
+) -> None:
     """Images laid out ``columns`` per row, white on black as the digits are drawn."""
     mosaic = image_mosaic(images, columns)
     rows = math.ceil(len(images) / columns)

@@ -16,7 +16,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -95,9 +95,7 @@ def adversarial_losses(name: str) -> tuple[DLoss, GLoss]:
     try:
         return ADVERSARIAL_LOSSES[name]
     except KeyError:
-        raise ValueError(
-            f"unknown adversarial loss {name!r}; choose one of {', '.join(ADVERSARIAL_LOSSES)}"
-        ) from None
+        raise ValueError(f"unknown adversarial loss {name!r}; choose one of {', '.join(ADVERSARIAL_LOSSES)}") from None
 
 
 def gradient_penalty(

@@ -109,7 +109,9 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6, imaginary_tole
         scale = max(1.0, abs(np.trace(sigma1)) + abs(np.trace(sigma2)))
         largest = np.max(np.abs(covmean.imag))
         if largest > imaginary_tolerance * scale:
-            raise ValueError(f"Fréchet distance: sqrtm has an imaginary part of {largest:.3g}; the covariances are ill-conditioned")
+            raise ValueError(
+                f"Fréchet distance: sqrtm has an imaginary part of {largest:.3g}; the covariances are ill-conditioned"
+            )
         covmean = covmean.real
     diff = mu1 - mu2
     return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
@@ -150,7 +152,9 @@ def load_digits_classifier() -> DigitsClassifier:
         )
     record = json.loads(CLASSIFIER_RECORD.read_text())
     if file_sha256(CLASSIFIER_WEIGHTS) != record["sha256"]:
-        raise ValueError(f"{CLASSIFIER_WEIGHTS} does not match the sha256 in {CLASSIFIER_RECORD}; re-create it with scripts/train_digits_classifier.py")
+        raise ValueError(
+            f"{CLASSIFIER_WEIGHTS} does not match the sha256 in {CLASSIFIER_RECORD}; re-create it with scripts/train_digits_classifier.py"
+        )
     model = DigitsClassifier()
     model.load_state_dict(torch.load(CLASSIFIER_WEIGHTS, map_location="cpu", weights_only=True))
     return model.eval()

@@ -31,7 +31,9 @@ def _join(x: Tensor, condition: Tensor | None) -> Tensor:
 class MLPGenerator(nn.Module):
     """z (B, z_dim) [+ condition (B, K)] -> (B, *out_shape); ReLU hidden layers, tanh or linear out."""
 
-    def __init__(self, z_dim: int, out_shape: tuple[int, ...], hidden: int = 256, condition_dim: int = 0, tanh: bool = True):
+    def __init__(
+        self, z_dim: int, out_shape: tuple[int, ...], hidden: int = 256, condition_dim: int = 0, tanh: bool = True
+    ):
         super().__init__()
         self.out_shape = tuple(out_shape)
         out = math.prod(out_shape)
@@ -60,7 +62,14 @@ class Maxout(nn.Module):
 class MLPDiscriminator(nn.Module):
     """(B, *in_shape) [+ condition (B, K)] -> logits (B, 1); LeakyReLU or maxout units, optional dropout."""
 
-    def __init__(self, in_shape: tuple[int, ...], hidden: int = 256, condition_dim: int = 0, dropout: float = 0.0, maxout: int = 1):
+    def __init__(
+        self,
+        in_shape: tuple[int, ...],
+        hidden: int = 256,
+        condition_dim: int = 0,
+        dropout: float = 0.0,
+        maxout: int = 1,
+    ):
         super().__init__()
         width = math.prod(in_shape) + condition_dim
 
@@ -107,7 +116,9 @@ class DCGANGenerator(nn.Module):
         levels = _levels(size)
         widths = [channels * 2 ** (levels - 1 - i) for i in range(levels)]
         layers: list[nn.Module] = [
-            nn.ConvTranspose2d(z_dim + condition_dim, widths[0], 4, 1, 0, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU(True)
+            nn.ConvTranspose2d(z_dim + condition_dim, widths[0], 4, 1, 0, bias=False),
+            nn.BatchNorm2d(widths[0]),
+            nn.ReLU(True),
         ]
         for w_in, w_out in zip(widths[:-1], widths[1:]):
             layers += [nn.ConvTranspose2d(w_in, w_out, 4, 2, 1, bias=False), nn.BatchNorm2d(w_out), nn.ReLU(True)]
@@ -131,13 +142,19 @@ class DCGANDiscriminator(nn.Module):
     """Stride-2 convs from ``size`` down to 4x4 (LeakyReLU 0.2, no norm on the first layer), then a
     4x4 conv to one logit; no fully connected layer. ``norm``: batch, layer (for WGAN-GP) or none."""
 
-    def __init__(self, size: int = 16, channels: int = 32, in_channels: int = 1, condition_dim: int = 0, norm: str = "batch"):
+    def __init__(
+        self, size: int = 16, channels: int = 32, in_channels: int = 1, condition_dim: int = 0, norm: str = "batch"
+    ):
         super().__init__()
         levels = _levels(size)
         widths = [channels * 2**i for i in range(levels)]
         layers: list[nn.Module] = [nn.Conv2d(in_channels + condition_dim, widths[0], 4, 2, 1), nn.LeakyReLU(0.2, True)]
         for w_in, w_out in zip(widths[:-1], widths[1:]):
-            layers += [nn.Conv2d(w_in, w_out, 4, 2, 1, bias=norm == "none"), _norm(norm, w_out), nn.LeakyReLU(0.2, True)]
+            layers += [
+                nn.Conv2d(w_in, w_out, 4, 2, 1, bias=norm == "none"),
+                _norm(norm, w_out),
+                nn.LeakyReLU(0.2, True),
+            ]
         self.features_net = nn.Sequential(*layers)
         self.head = nn.Sequential(nn.Conv2d(widths[-1], 1, 4, 1, 0), nn.Flatten())
         self.feature_dim = widths[-1]
@@ -166,7 +183,9 @@ class QHead(nn.Module):
                 nn.Conv2d(w, hidden, 4, 1, 0), nn.LeakyReLU(0.2, True), nn.Conv2d(hidden, out, 1), nn.Flatten()
             )
         else:
-            self.net = nn.Sequential(nn.Linear(discriminator.feature_dim, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, out))
+            self.net = nn.Sequential(
+                nn.Linear(discriminator.feature_dim, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, out)
+            )
 
     def forward(self, features: Tensor) -> tuple[Tensor, Tensor]:
         out = self.net(features)

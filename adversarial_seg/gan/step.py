@@ -40,7 +40,7 @@ class StepConfig:
     gradient_penalty: float = 0.0
 
     @classmethod
-    def from_sections(cls, loss, train, w_sup: float, w_adv: float) -> "StepConfig":
+    def from_sections(cls, loss, train, w_sup: float, w_adv: float) -> StepConfig:
         """From a config's ``loss`` and ``train`` sections (segmentation and GAN configs alike)."""
         return cls(
             adversarial=loss.adversarial,

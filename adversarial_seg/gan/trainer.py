@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -22,26 +21,12 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from adversarial_seg.data.io import atomic_path
+from adversarial_seg.atomic_files import atomic_write_bytes
+from adversarial_seg.checkpoint import load_checkpoint, save_checkpoint
 from adversarial_seg.gan.step import AdversarialStep
 from adversarial_seg.runtime import derived_seed, rng_state, seed_everything, set_rng_state, to_device
 
 CHECKPOINT_LAST = "checkpoint_last.pt"
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temp file in the same folder and a rename."""
-    with atomic_path(path) as temporary:
-        with open(temporary, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-
-
-def atomic_torch_save(obj: Any, path: Path) -> None:
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
 
 
 def write_log_csv(rows: list[dict], path: Path) -> None:
@@ -115,7 +100,7 @@ class Trainer:
         run_dir: Path,
         seed: int,
         stream: tuple = (),
-        device: torch.device = torch.device("cpu"),
+        device: torch.device | None = None,
         d_steps: int = 1,
         schedulers: dict[str, Any] | None = None,
         evaluate: Callable[[int], dict] | None = None,
@@ -129,7 +114,7 @@ class Trainer:
         self.run_dir = Path(run_dir)
         self.seed = seed
         self.stream = tuple(stream)
-        self.device = device
+        self.device = device or torch.device("cpu")
         self.d_steps = d_steps if step.adversarial_on else 1
         self.schedulers = schedulers or {}
         self.evaluate = evaluate
@@ -171,8 +156,7 @@ class Trainer:
         """Load ``checkpoint_last.pt`` if present; True when it was."""
         if not self.checkpoint_path.is_file():
             return False
-        state = torch.load(self.checkpoint_path, map_location=self.device, weights_only=False)
-        self.load_state_dict(state)
+        self.load_state_dict(load_checkpoint(self.checkpoint_path, map_location=self.device))
         return True
 
     def train_epoch(self, epoch: int) -> dict[str, float]:
@@ -213,11 +197,12 @@ class Trainer:
             for scheduler in self.schedulers.values():
                 scheduler.step()
             if self.evaluate is not None:
-                row.update({f"val_{k}": v for k, v in self.evaluate(epoch).items()})
+                # plain floats: the history goes into a checkpoint that loads with weights_only
+                row.update({f"val_{k}": float(v) for k, v in self.evaluate(epoch).items()})
             row["seconds"] = round(time.perf_counter() - started, 3)
             self.history.append(row)
             self.epochs_done = epoch + 1
-            atomic_torch_save(self.state_dict(), self.checkpoint_path)
+            save_checkpoint(self.state_dict(), self.checkpoint_path)
             write_log_csv(self.history, self.run_dir / "log.csv")
             if self.print_fn is not None:
                 self.print_fn(format_epoch_line(row, epochs))

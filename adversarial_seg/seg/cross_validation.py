@@ -18,13 +18,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from adversarial_seg.atomic_files import atomic_write_bytes
+from adversarial_seg.checkpoint import load_checkpoint, save_checkpoint
 from adversarial_seg.config import Config, ConfigError, config_from_mapping
 from adversarial_seg.data.dataset import build_training_dataset, prepare_case, write_prediction
 from adversarial_seg.data.io import read_label
 from adversarial_seg.data.labels import LabelScheme
 from adversarial_seg.data.layouts import CaseRecord
 from adversarial_seg.data.transforms import DataPlan, make_plan
-from adversarial_seg.gan.trainer import Trainer, atomic_torch_save, atomic_write_bytes, seeded_loader
+from adversarial_seg.gan.trainer import Trainer, seeded_loader
 from adversarial_seg.plots import plot_training_curves
 from adversarial_seg.provenance import git_commit, read_resolved_config, write_resolved_config
 from adversarial_seg.runtime import Precision, derived_seed, seed_everything, to_device
@@ -200,7 +202,7 @@ class FoldRunner:
                 score = np.nanmean(list(scores.values())) if scores else -math.inf
                 if score > best["score"]:
                     best["score"] = score
-                    atomic_torch_save(
+                    save_checkpoint(
                         {"segmentor": step.task.generator.state_dict(), "epoch": epoch + 1, "score": float(score)},
                         fold_dir / "checkpoint_best.pt",
                     )
@@ -212,8 +214,13 @@ class FoldRunner:
         trainer = Trainer(
             step,
             make_loader=lambda epoch: seeded_loader(
-                dataset, cfg.train.batch_size, cfg.seed, (fold,), epoch,
-                num_workers=cfg.train.num_workers, drop_last=len(dataset) > cfg.train.batch_size,
+                dataset,
+                cfg.train.batch_size,
+                cfg.seed,
+                (fold,),
+                epoch,
+                num_workers=cfg.train.num_workers,
+                drop_last=len(dataset) > cfg.train.batch_size,
             ),  # fmt: skip
             run_dir=fold_dir,
             seed=cfg.seed,
@@ -232,11 +239,11 @@ class FoldRunner:
             self.print(f"[{self.plan.name} fold {fold}] resumed after epoch {trainer.epochs_done}")
             earlier = sum(row.get("seconds", 0.0) for row in trainer.history)
             if select and (fold_dir / "checkpoint_best.pt").is_file():
-                best["score"] = torch.load(fold_dir / "checkpoint_best.pt", weights_only=False)["score"]
+                best["score"] = load_checkpoint(fold_dir / "checkpoint_best.pt")["score"]
         trainer.fit(cfg.train.epochs)
         model = step.task.generator
         if select:
-            model.load_state_dict(torch.load(fold_dir / "checkpoint_best.pt", weights_only=False)["segmentor"])
+            model.load_state_dict(load_checkpoint(fold_dir / "checkpoint_best.pt")["segmentor"])
         return model, earlier
 
     def predict_and_score(self, fold: int, model, val_ids) -> list[dict]:
@@ -299,7 +306,9 @@ def pooled_predictions(plan: RunPlan, folds: list[dict], records: dict[str, Case
             yield read_label(path)[0], reference
 
 
-def assemble_report(plan: RunPlan, folds: list[dict], records: dict[str, CaseRecord], scheme: LabelScheme) -> dict | None:
+def assemble_report(
+    plan: RunPlan, folds: list[dict], records: dict[str, CaseRecord], scheme: LabelScheme
+) -> dict | None:
     """``report/cases.csv`` and ``report/summary.json`` from every finished fold; once all folds
     have finished, the post-processing decisions (``report/postprocessing.json``, then frozen)."""
     rows, finished, missing, done = [], [], [], []
@@ -352,7 +361,9 @@ def resolve_data(config: Config, output: Path) -> Config:
 
     data = config.data
     if data.root is not None:
-        return config.model_copy(update={"data": data.model_copy(update={"root": Path(data.root).expanduser().resolve()})})
+        return config.model_copy(
+            update={"data": data.model_copy(update={"root": Path(data.root).expanduser().resolve()})}
+        )
     if data.synthetic is None:
         raise ConfigError("data.root is not set; point it at a dataset folder, or set data.synthetic to use phantoms")
     root = (output / "data").resolve()
@@ -377,7 +388,9 @@ def probe_networks(config: Config, record: CaseRecord, plan: DataPlan) -> None:
         spatial.pop(plan.slice_axis)
     spatial = list(plan.patch_size or plan.size or spatial)
     cpu = torch.device("cpu")
-    step = build_segmentation_step(config, plan.model_dims, image.shape[0], plan.scheme.num_classes, cpu, Precision("cpu", None))
+    step = build_segmentation_step(
+        config, plan.model_dims, image.shape[0], plan.scheme.num_classes, cpu, Precision("cpu", None)
+    )
     batch = {"image": torch.zeros(2, image.shape[0], *spatial), "label": torch.zeros(2, 1, *spatial, dtype=torch.long)}
     with torch.no_grad():
         try:

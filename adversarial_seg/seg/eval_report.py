@@ -89,11 +89,15 @@ def run_blocks(e, lesion_overlap: float) -> list:
         )))  # fmt: skip
         picture = eval_figures.worst_cases(e, cls, scheme.regions[cls])
         if picture:
-            blocks.append(("image", f"{e.name}_{cls}_worst.png", picture, f"{e.name}: the three lowest-DSC {cls} cases"))
+            blocks.append(
+                ("image", f"{e.name}_{cls}_worst.png", picture, f"{e.name}: the three lowest-DSC {cls} cases")
+            )
     for fold in range(len(e.folds)):
         curves = eval_figures.training_curves(e.run.run_dir, fold)
         if curves:
-            blocks.append(("image", f"{e.name}_fold{fold}_curves.png", curves, f"{e.name} fold {fold}: training curves"))
+            blocks.append(
+                ("image", f"{e.name}_fold{fold}_curves.png", curves, f"{e.name} fold {fold}: training curves")
+            )
     return blocks
 
 

@@ -118,7 +118,11 @@ def evaluate_run(run_dir: Path, lesion_overlap: float = 0.1, name: str | None = 
             path = case_file(fold_dir / "predictions", case)
             record = records.get(case)
             if path is None or record is None:
-                where = f"no prediction in {fold_dir / 'predictions'}" if path is None else f"not in the dataset {data.root}"
+                where = (
+                    f"no prediction in {fold_dir / 'predictions'}"
+                    if path is None
+                    else f"not in the dataset {data.root}"
+                )
                 evaluation.missing.append(f"case {case} (fold {split['fold']}): {where}")
                 continue
             evaluation.prediction_paths[case] = path
@@ -164,7 +168,9 @@ def seed_spread(evaluations: list[RunEvaluation], metrics=("dsc", "sensitivity",
         for cls in summaries[0]:
             block[cls] = {}
             for metric in metrics:
-                means = [s[cls]["overall"][metric]["mean"] for s in summaries if metric in s.get(cls, {}).get("overall", {})]
+                means = [
+                    s[cls]["overall"][metric]["mean"] for s in summaries if metric in s.get(cls, {}).get("overall", {})
+                ]
                 block[cls][metric] = {
                     "mean": float(np.mean(means)) if means else float("nan"),
                     "seed_std": float(np.std(means, ddof=1)) if len(means) > 1 else float("nan"),

@@ -18,9 +18,9 @@ import torch
 from monai.inferers import SliceInferer, SlidingWindowInferer
 from torch import nn
 
+from adversarial_seg.atomic_files import atomic_write_bytes
 from adversarial_seg.config import Config
 from adversarial_seg.data.dataset import CaseInput, probabilities_to_native
-from adversarial_seg.gan.trainer import atomic_write_bytes
 from adversarial_seg.runtime import Precision, to_device
 
 
@@ -90,7 +90,9 @@ def window_divisor(config: Config) -> int:
     return int(np.prod([s if isinstance(s, int) else max(s) for s in strides]))
 
 
-def predict_native(models, case: CaseInput, config: Config, device, precision: Precision, tta: bool = False) -> torch.Tensor:
+def predict_native(
+    models, case: CaseInput, config: Config, device, precision: Precision, tta: bool = False
+) -> torch.Tensor:
     """Mean class probabilities of ``models`` on ``case``, on its native grid: (K, *native), float32.
 
     ``tta`` mirrors the in-plane axes (all axes of a 3D model), never a 2D model's slice axis.

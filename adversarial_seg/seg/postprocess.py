@@ -54,7 +54,9 @@ def _region_dscs(prediction: np.ndarray, reference: np.ndarray, scheme: LabelSch
     return [s for s in scores if not np.isnan(s)]
 
 
-def decide_postprocessing(load_cases: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]], scheme: LabelScheme) -> dict:
+def decide_postprocessing(
+    load_cases: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]], scheme: LabelScheme
+) -> dict:
     """Decisions and their evidence from every cross-validation case.
 
     ``load_cases()`` yields (prediction, reference) label-value maps, one case at a time; it is

@@ -13,7 +13,6 @@ its reason and the batch goes on; a case whose outputs exist is skipped unless `
 
 from __future__ import annotations
 
-import re
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -23,8 +22,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from adversarial_seg.atomic_files import remove_stale_temporaries
 from adversarial_seg.data.dataset import native_label_values, prepare_case
-from adversarial_seg.data.io import format_of, label_suffix, read_label, remove_stale_temporaries, split_suffix, write_label
+from adversarial_seg.data.io import (
+    format_of,
+    label_suffix,
+    read_label,
+    split_suffix,
+    write_label,
+)
 from adversarial_seg.data.layouts import CHANNEL_FILE, CaseRecord
 from adversarial_seg.data.validate import geometry_mismatch
 from adversarial_seg.runtime import Precision
@@ -32,7 +38,6 @@ from adversarial_seg.seg.inference import predict_native, write_probabilities
 from adversarial_seg.seg.metrics import case_rows
 from adversarial_seg.seg.postprocess import apply_postprocessing
 from adversarial_seg.seg.run import TrainedRun, case_file
-
 
 SUPPORTED = ".nii.gz, .nii, .mha, .mhd, .nrrd, .png, .jpg, .bmp"
 

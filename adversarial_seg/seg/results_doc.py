@@ -62,7 +62,10 @@ def render_study(record: dict) -> list[str]:
             lines.append("| " + " | ".join(cells) + " |")
         empty = summary.get("n_empty_reference", 0)
         if empty:
-            lines += ["", f"{empty} cases have an empty reference for {name}; they are left out of DSC and sensitivity."]
+            lines += [
+                "",
+                f"{empty} cases have an empty reference for {name}; they are left out of DSC and sensitivity.",
+            ]
         lines.append("")
     return lines
 
@@ -118,7 +121,9 @@ def render_comparison(record: dict) -> list[str]:
                   "| scheme | seeds | " + " | ".join(f"{cls} {label}" for cls in classes for _, label in METRICS) + " |",
                   "|---|---|" + "---|" * (len(classes) * len(METRICS))]  # fmt: skip
         for scheme, block in record["seed_spread"].items():
-            cells = [f"{block[cls][m]['mean']:.3f} ({block[cls][m]['seed_std']:.3f})" for cls in classes for m, _ in METRICS]
+            cells = [
+                f"{block[cls][m]['mean']:.3f} ({block[cls][m]['seed_std']:.3f})" for cls in classes for m, _ in METRICS
+            ]
             lines.append(f"| {scheme} | {len(block['runs'])} | " + " | ".join(cells) + " |")
         lines.append("")
     return lines

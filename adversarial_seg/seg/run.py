@@ -16,10 +16,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from adversarial_seg.atomic_files import atomic_write_bytes
+from adversarial_seg.checkpoint import load_checkpoint
 from adversarial_seg.config import Config, ConfigError, config_from_mapping
 from adversarial_seg.data.io import split_suffix
 from adversarial_seg.data.transforms import DataPlan
-from adversarial_seg.gan.trainer import atomic_write_bytes
 from adversarial_seg.provenance import read_resolved_config
 from adversarial_seg.runtime import to_device
 
@@ -90,7 +91,7 @@ class TrainedRun:
         for fold in folds:
             model = build_segmentor(segmentor.name, segmentor.kwargs(), self.plan.model_dims,
                                     self.plan.in_channels, self.plan.scheme.num_classes)  # fmt: skip
-            state = torch.load(self.checkpoint(fold), map_location="cpu", weights_only=False)
+            state = load_checkpoint(self.checkpoint(fold))
             model.load_state_dict(state["segmentor"] if "segmentor" in state else state["modules"]["segmentor"])
             models.append(to_device(model, device).eval())
         return models

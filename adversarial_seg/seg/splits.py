@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import GroupKFold, StratifiedGroupKFold
 
-from adversarial_seg.gan.trainer import atomic_write_bytes
+from adversarial_seg.atomic_files import atomic_write_bytes
 
 
 class SplitsError(ValueError):
@@ -58,7 +58,9 @@ def fold_splits(
     return folds
 
 
-def inner_split(train_cases: Sequence[str], groups: Sequence[str], seed: int, fraction: float = 0.2) -> tuple[list, list]:
+def inner_split(
+    train_cases: Sequence[str], groups: Sequence[str], seed: int, fraction: float = 0.2
+) -> tuple[list, list]:
     """Hold out about ``fraction`` of a fold's training patients for model selection
     (half of them when there are fewer than 1 / fraction patients)."""
     n_groups = len(set(groups))

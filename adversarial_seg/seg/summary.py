@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from adversarial_seg.gan.trainer import atomic_write_bytes
+from adversarial_seg.atomic_files import atomic_write_bytes
 from adversarial_seg.seg.metrics import CASE_COLUMNS
 
 SUMMARY_METRICS = ("dsc", "iou", "sensitivity", "specificity", "specificity_in_region", "hd95_mm")
@@ -124,6 +124,8 @@ def format_table(summary: dict, metrics: Sequence[str] = ("dsc", "sensitivity", 
         for fold, means in s["folds"].items():
             cells = [cell(means.get(m)) for m in metrics]
             lines.append(f"| {name} | {fold} | {means['n_cases']} | " + " | ".join(cells) + " |")
-        overall = [cell(s["overall"][m]["mean"], s["overall"][m]["std"]) if m in s["overall"] else "n/a" for m in metrics]
+        overall = [
+            cell(s["overall"][m]["mean"], s["overall"][m]["std"]) if m in s["overall"] else "n/a" for m in metrics
+        ]
         lines.append(f"| {name} | overall | {s['n_cases']} | " + " | ".join(overall) + " |")
     return "\n".join(lines)

@@ -102,8 +102,10 @@ def main():
     torch.set_num_threads(args.threads)
     images, masks = load_ph2(args.data, tuple(args.size))
     data = ((images[:100], masks[:100]), (images[100:], masks[100:]))
-    print(f"PH2 {len(images)} images at {args.size[0]} x {args.size[1]}, 100 train / {len(images) - 100} val, "
-          f"{args.epochs} epochs, seeds {args.seeds}, torch {torch.__version__}, {args.threads} threads")
+    print(
+        f"PH2 {len(images)} images at {args.size[0]} x {args.size[1]}, 100 train / {len(images) - 100} val, "
+        f"{args.epochs} epochs, seeds {args.seeds}, torch {torch.__version__}, {args.threads} threads"
+    )
     print()
     print("| setting | val DSC per seed | mean DSC | D(real) | D(fake) | s per run |")
     print("|---|---|---:|---:|---:|---:|")

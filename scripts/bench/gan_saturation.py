@@ -63,7 +63,10 @@ def main() -> int:
                 "loss_d": [float(r["loss_d"]) for r in rows],
                 "seconds": round(seconds, 1),
             }
-            print(f"{loss} seed {seed}: FD {per_seed[str(seed)]['frechet_distance'][-1]:.0f} after {args.epochs} epochs", flush=True)
+            print(
+                f"{loss} seed {seed}: FD {per_seed[str(seed)]['frechet_distance'][-1]:.0f} after {args.epochs} epochs",
+                flush=True,
+            )
         fd = np.array([s["frechet_distance"] for s in per_seed.values()])
         d_fake = np.array([s["d_fake"] for s in per_seed.values()])
         curves[loss] = {
@@ -85,7 +88,7 @@ def main() -> int:
         "report_epochs": report,
         "curves": curves,
         "figure": "docs/gan_saturation.png",
-        "command": "python scripts/bench/gan_saturation.py --epochs %d --seeds %s" % (args.epochs, " ".join(map(str, args.seeds))),
+        "command": f"python scripts/bench/gan_saturation.py --epochs {args.epochs} --seeds {' '.join(map(str, args.seeds))}",
         "runs": commands,
         "git_commit": git_commit(),
     }
@@ -104,7 +107,13 @@ def plot(curves: dict, path: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(8, 3.2))
     for loss, curve in curves.items():
         line = axes[0].plot(curve["epoch"], curve["frechet_distance_mean"], label=loss)[0]
-        axes[0].fill_between(curve["epoch"], curve["frechet_distance_min"], curve["frechet_distance_max"], color=line.get_color(), alpha=0.2)
+        axes[0].fill_between(
+            curve["epoch"],
+            curve["frechet_distance_min"],
+            curve["frechet_distance_max"],
+            color=line.get_color(),
+            alpha=0.2,
+        )
         axes[1].plot(curve["epoch"], curve["d_fake_mean"], label=loss, color=line.get_color())
     axes[0].set(title="validation Fréchet distance (mean, min-max over seeds)", xlabel="epoch", yscale="log")
     axes[1].set(title="mean D(G(z)) during D updates", xlabel="epoch")

@@ -104,10 +104,10 @@ from monai.inferers import sliding_window_inference
 from adversarial_seg.config import config_from_mapping
 from adversarial_seg.provenance import read_resolved_config
 from adversarial_seg.seg.networks import build_segmentor
-config = config_from_mapping(read_resolved_config({str(run / 'config.yaml')!r})[0])
+config = config_from_mapping(read_resolved_config({str(run / "config.yaml")!r})[0])
 s = config.model.segmentor
 model = build_segmentor(s.name, s.kwargs(), 2, 2, 3)
-model.load_state_dict(torch.load({str(run / 'fold_0/checkpoint_last.pt')!r})['modules']['segmentor'])
+model.load_state_dict(torch.load({str(run / "fold_0/checkpoint_last.pt")!r})['modules']['segmentor'])
 device = torch.device({device!r})
 model = model.to(device).eval()
 data = np.asarray(nib.load({str(volume)!r}).dataobj, dtype=np.float32)       # (X, Y, Z, C)

@@ -70,8 +70,10 @@ def main():
         for label, step in hybrids:
             hybrid_times[label] += time_steps(step, batch, 1)
     ce_median = statistics.median(ce_times)
-    print(f"batch {args.batch} x {args.channels} x {args.size[0]} x {args.size[1]}, {args.threads} threads, "
-          f"median of {args.steps} steps, torch {torch.__version__}")
+    print(
+        f"batch {args.batch} x {args.channels} x {args.size[0]} x {args.size[1]}, {args.threads} threads, "
+        f"median of {args.steps} steps, torch {torch.__version__}"
+    )
     print()
     print("| step | discriminator | D parameters | s / step | ratio to ce |")
     print("|---|---|---:|---:|---:|")

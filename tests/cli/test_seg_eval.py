@@ -39,7 +39,10 @@ def test_two_schemes_compared_case_by_case(study, capsys):
     assert all(r["git_commit"] == git_commit() for r in body["runs"].values())  # from each fold_done.json
     # the p-values are Wilcoxon's on the per-case differences in the recomputed rows
     rows = list(csv.DictReader(open(out / "evaluation_cases.csv")))
-    dsc = {run: {r["case"]: float(r["dsc"]) for r in rows if r["run"] == run and r["class"] == "gland"} for run in ("ce", "hybrid")}
+    dsc = {
+        run: {r["case"]: float(r["dsc"]) for r in rows if r["run"] == run and r["class"] == "gland"}
+        for run in ("ce", "hybrid")
+    }
     differences = [dsc["hybrid"][c] - dsc["ce"][c] for c in sorted(dsc["ce"])]
     row = next(r for r in body["comparison"] if r["class"] == "gland" and r["metric"] == "dsc")
     assert row["n_pairs"] == 6
@@ -62,7 +65,10 @@ def test_two_schemes_compared_case_by_case(study, capsys):
     for source in sources:
         assert base64.b64decode(source.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
     assert not re.search(r'(href|src)="(http|file|/|\.)', page)
-    hashes = [yaml.safe_load((study / run / "config.yaml").read_text())["provenance"]["config_hash"] for run in ("ce", "hybrid")]
+    hashes = [
+        yaml.safe_load((study / run / "config.yaml").read_text())["provenance"]["config_hash"]
+        for run in ("ce", "hybrid")
+    ]
     for text in (*(h[:12] for h in hashes), "2 folds, 6 cases", str(root_of(study))):
         assert text in page
     printed = capsys.readouterr().out.splitlines()

@@ -56,7 +56,10 @@ def test_outputs_overlay_inputs_and_metrics_match_the_files(trained, tmp_path, c
         assert written.shape == image.shape and np.allclose(written.affine, image.affine)
         probabilities = np.load(out / f"{case}.npz")["probabilities"]
         assert probabilities.shape == (4, *image.shape) and probabilities.dtype == np.float16
-        prediction, reference = read_label(out / f"{case}.nii.gz")[0], read_label(root / "labelsTr" / f"{case}.nii.gz")[0]
+        prediction, reference = (
+            read_label(out / f"{case}.nii.gz")[0],
+            read_label(root / "labelsTr" / f"{case}.nii.gz")[0],
+        )
         gland = next(r for r in rows if r["case"] == case and r["class"] == "gland")
         expected = dsc(confusion_counts(prediction > 0, reference > 0))
         assert float(gland["dsc"]) == pytest.approx(expected, abs=1e-5)
@@ -102,7 +105,12 @@ def test_wrong_arguments_do_nothing_and_exit_2(trained, tmp_path, capsys):
     assert predict(["--model", str(run), "--folds", "3"] + base) == 2
     assert predict(["--model", str(run), "--input", str(tmp_path / "missing"), "--output", str(out)]) == 2
     err = capsys.readouterr().err
-    assert "is not a run directory" in err and "holds runs in subfolders (run); pass one of them" in err and "fold(s) [3] not finished" in err and "does not exist" in err
+    assert (
+        "is not a run directory" in err
+        and "holds runs in subfolders (run); pass one of them" in err
+        and "fold(s) [3] not finished" in err
+        and "does not exist" in err
+    )
     assert not out.exists()
 
 
@@ -115,7 +123,10 @@ def test_keep_largest_component_is_applied_when_the_run_decided_so(trained, tmp_
     decision["keep_largest_component"] = {"pz": True, "tz": True, "lesion": True}
     post.write_text(json.dumps(decision))
     images = images_of(root, tmp_path)
-    assert predict(["--model", str(decided), "--input", str(images), "--output", str(tmp_path / "out"), "--no-progress"]) == 0
+    assert (
+        predict(["--model", str(decided), "--input", str(images), "--output", str(tmp_path / "out"), "--no-progress"])
+        == 0
+    )
     for path in (tmp_path / "out").glob("*.nii.gz"):
         labels = read_label(path)[0]
         for value in (1, 2, 3):
@@ -166,10 +177,17 @@ def test_mha_volumes_get_mha_label_maps_on_their_grid(trained, tmp_path):
     for channel in (0, 1):
         image = sitk.ReadImage(str(root / "imagesTr" / f"prostate_002_000{channel}.nii.gz"))
         sitk.WriteImage(image, str(folder / f"prostate_002_000{channel}.mha"))
-    assert predict(["--model", str(run), "--input", str(folder), "--output", str(tmp_path / "out"), "--no-progress"]) == 0
-    source, written = sitk.ReadImage(str(folder / "prostate_002_0000.mha")), sitk.ReadImage(str(tmp_path / "out" / "prostate_002.mha"))
+    assert (
+        predict(["--model", str(run), "--input", str(folder), "--output", str(tmp_path / "out"), "--no-progress"]) == 0
+    )
+    source, written = (
+        sitk.ReadImage(str(folder / "prostate_002_0000.mha")),
+        sitk.ReadImage(str(tmp_path / "out" / "prostate_002.mha")),
+    )
     assert written.GetSize() == source.GetSize()
-    assert np.allclose(written.GetOrigin(), source.GetOrigin()) and np.allclose(written.GetSpacing(), source.GetSpacing())
+    assert np.allclose(written.GetOrigin(), source.GetOrigin()) and np.allclose(
+        written.GetSpacing(), source.GetSpacing()
+    )
     assert np.allclose(written.GetDirection(), source.GetDirection())
     assert written.GetPixelID() == sitk.sitkUInt8
 
@@ -187,7 +205,9 @@ def test_a_skin_model_writes_png_masks_for_png_and_jpg_images(tmp_path):
     shutil.copy(first, inputs / first.name)
     Image.open(second).convert("RGB").save(inputs / f"{second.stem}.jpg", quality=95)
     out = tmp_path / "out"
-    assert predict(["--model", str(tmp_path / "run"), "--input", str(inputs), "--output", str(out), "--no-progress"]) == 0
+    assert (
+        predict(["--model", str(tmp_path / "run"), "--input", str(inputs), "--output", str(out), "--no-progress"]) == 0
+    )
     for name in (first.stem, second.stem):
         mask = np.asarray(Image.open(out / f"{name}.png"))
         assert mask.shape == (40, 56) and set(np.unique(mask)) <= {0, 255}

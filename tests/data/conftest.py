@@ -35,12 +35,22 @@ def prostate158_like(tmp_path: Path) -> Path:
     6 patients, 4 of them with two slices (10 slices). Label: gland square 1, tumour corner 2.
     """
     root = tmp_path / "prostate158"
-    names = ["10002_9", "10002_12", "10003_14", "10007_9", "10007_10", "10008_12", "10009_15",
-             "10009_16", "10011_15", "10011_17"]
+    names = [
+        "10002_9",
+        "10002_12",
+        "10003_14",
+        "10007_9",
+        "10007_10",
+        "10008_12",
+        "10009_15",
+        "10009_16",
+        "10011_15",
+        "10011_17",
+    ]
     for index, name in enumerate(names):
         image = np.full((16, 16), 40 + index, dtype=np.uint8)
         label = np.zeros((16, 16), dtype=np.uint8)
-        label[4:12, 4:12] = 1   # 64 gland pixels, 16 of which are tumour
+        label[4:12, 4:12] = 1  # 64 gland pixels, 16 of which are tumour
         label[4:8, 4:8] = 2
         save_png(root / "images" / f"{name}.png", image)
         save_png(root / "labels" / f"{name}.png", label)

@@ -7,9 +7,11 @@ import numpy as np
 import torch
 
 from adversarial_seg.config import DataConfig
-from adversarial_seg.gan.trainer import seeded_loader
 from adversarial_seg.data.dataset import (
-    build_training_dataset, native_label_values, prepare_case, probabilities_to_native,
+    build_training_dataset,
+    native_label_values,
+    prepare_case,
+    probabilities_to_native,
     write_prediction,
 )
 from adversarial_seg.data.io import read_label
@@ -17,6 +19,7 @@ from adversarial_seg.data.layouts import discover_cases
 from adversarial_seg.data.phantoms import write_prostate_phantoms
 from adversarial_seg.data.transforms import LoadCase, case_item, default_slice_axis, make_plan
 from adversarial_seg.data.validate import validate_dataset
+from adversarial_seg.gan.trainer import seeded_loader
 
 from .conftest import phantom_config
 

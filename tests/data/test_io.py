@@ -11,7 +11,13 @@ import SimpleITK as sitk
 from PIL import Image
 
 from adversarial_seg.data.io import (
-    label_suffix, make_props, read_image, read_label, split_suffix, write_image, write_label,
+    label_suffix,
+    make_props,
+    read_image,
+    read_label,
+    split_suffix,
+    write_image,
+    write_label,
 )
 
 

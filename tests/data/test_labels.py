@@ -20,9 +20,9 @@ def test_ph2_values_map_to_contiguous_classes_and_back():
 
 
 def test_prostate158_regions_are_unions_of_label_values():
-    scheme = LabelScheme.from_config(DataConfig(
-        labels={"background": 0, "gland": 1, "tumour": 2}, regions={"gland": [1, 2], "tumour": [2]}
-    ))
+    scheme = LabelScheme.from_config(
+        DataConfig(labels={"background": 0, "gland": 1, "tumour": 2}, regions={"gland": [1, 2], "tumour": [2]})
+    )
     label_map = np.array([0, 1, 2, 2, 1, 0])
     masks = scheme.region_masks(label_map)
     assert masks["gland"].tolist() == [False, True, True, True, True, False]

@@ -53,11 +53,18 @@ def test_msd_layout_reads_dataset_json(tmp_path):
         _nifti(tmp_path / "imagesTr" / f"{case}.nii.gz", (4, 4, 2, 2))
         _nifti(tmp_path / "labelsTr" / f"{case}.nii.gz", (4, 4, 2))
     (tmp_path / "imagesTr" / "._prostate_00.nii.gz").write_bytes(b"macOS junk")  # ignored
-    (tmp_path / "dataset.json").write_text(json.dumps({
-        "modality": {"0": "T2", "1": "ADC"}, "labels": {"0": "background", "1": "PZ", "2": "TZ"},
-        "training": [{"image": f"./imagesTr/{c}.nii.gz", "label": f"./labelsTr/{c}.nii.gz"}
-                     for c in ("prostate_01", "prostate_00")],
-    }))
+    (tmp_path / "dataset.json").write_text(
+        json.dumps(
+            {
+                "modality": {"0": "T2", "1": "ADC"},
+                "labels": {"0": "background", "1": "PZ", "2": "TZ"},
+                "training": [
+                    {"image": f"./imagesTr/{c}.nii.gz", "label": f"./labelsTr/{c}.nii.gz"}
+                    for c in ("prostate_01", "prostate_00")
+                ],
+            }
+        )
+    )
     records = discover_cases(DataConfig(root=tmp_path, layout="msd"))
     assert [r.case_id for r in records] == ["prostate_00", "prostate_01"]
     assert records[0].image_paths == [(tmp_path / "imagesTr" / "prostate_00.nii.gz").resolve()]

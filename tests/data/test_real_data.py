@@ -28,8 +28,12 @@ def test_ph2_loads_with_strata():
 
 def test_prostate158_slices_group_by_patient_and_score_regions():
     root = shared_dataset("prostate158_slices")
-    data = DataConfig(root=root, group={"regex": r"^(\d+)_"}, labels={"background": 0, "gland": 1, "tumour": 2},
-                      regions={"gland": [1, 2], "tumour": [2]})
+    data = DataConfig(
+        root=root,
+        group={"regex": r"^(\d+)_"},
+        labels={"background": 0, "gland": 1, "tumour": 2},
+        regions={"gland": [1, 2], "tumour": [2]},
+    )
     records = validate_dataset(data)
     assert len(records) == 36
     assert sorted(Counter(r.patient for r in records).values(), reverse=True)[:5] == [2, 2, 2, 2, 1]

@@ -105,19 +105,23 @@ def test_channel_count_disagreement_without_declared_channels(ph2_like):
     save_png(ph2_like / "masks" / "IMD099.png", _mask((12, 20)))
     (ph2_like / "cases.csv").write_text((ph2_like / "cases.csv").read_text() + "IMD099,melanoma\n")
     problems = problems_of(DataConfig(root=ph2_like, labels=PH2_LABELS))
-    assert problems == [
-        "case 'IMD099' has 1 channels but most cases have 3; fix the image or declare data.channels"
-    ]
+    assert problems == ["case 'IMD099' has 1 channels but most cases have 3; fix the image or declare data.channels"]
 
 
 def test_msd_paths_leaving_the_root_and_missing_entries(tmp_path):
     root = tmp_path / "task"
     (root / "imagesTr").mkdir(parents=True)
     nib.save(nib.Nifti1Image(np.zeros((2, 2, 2), np.float32), np.eye(4)), tmp_path / "outside.nii.gz")
-    (root / "dataset.json").write_text(json.dumps({"training": [
-        {"image": "../outside.nii.gz", "label": "./labelsTr/a.nii.gz"},
-        {"image": "./imagesTr/b.nii.gz"},
-    ]}))
+    (root / "dataset.json").write_text(
+        json.dumps(
+            {
+                "training": [
+                    {"image": "../outside.nii.gz", "label": "./labelsTr/a.nii.gz"},
+                    {"image": "./imagesTr/b.nii.gz"},
+                ]
+            }
+        )
+    )
     problems = problems_of(DataConfig(root=root, layout="msd"))
     assert len(problems) == 3, problems
     assert any("'../outside.nii.gz', which leaves the data root" in p for p in problems)

@@ -61,7 +61,14 @@ def test_bad_input_exits_2(tmp_path, capsys, args, phrase):
 def test_tiny_run_writes_its_artefacts_and_resumes(tmp_path, capsys):
     run = tmp_path / "run"
     assert main(tiny_args(run)) == 0
-    for name in ("config.yaml", "log.csv", "metrics.json", "metrics.png", "checkpoint_last.pt", "samples/epoch_001.png"):
+    for name in (
+        "config.yaml",
+        "log.csv",
+        "metrics.json",
+        "metrics.png",
+        "checkpoint_last.pt",
+        "samples/epoch_001.png",
+    ):
         assert (run / name).is_file(), name
     body = json.loads((run / "metrics.json").read_text())
     for key in ("parzen_ll", "parzen_se", "parzen_sigma", "classifier_score", "frechet_distance"):

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import torch
 
-from adversarial_seg.gan.trainer import atomic_write_bytes, format_epoch_line, write_log_csv
+from adversarial_seg.atomic_files import atomic_write_bytes
+from adversarial_seg.gan.trainer import format_epoch_line, write_log_csv
 
 SCRIPT = Path(__file__).with_name("resume_script.py")
 REPO = Path(__file__).resolve().parents[2]
@@ -42,14 +43,14 @@ def test_killed_and_resumed_run_equals_uninterrupted_run(tmp_path):
 
     killed = run_script(resumed, 3, kill_after=1)
     assert killed.returncode == -signal.SIGKILL
-    partial = torch.load(resumed / "checkpoint_last.pt", weights_only=False)
+    partial = torch.load(resumed / "checkpoint_last.pt", weights_only=True)
     assert partial["epoch"] == 1
     assert not list(resumed.glob("*.tmp"))  # no partial file left behind
 
     finished = run_script(resumed, 3)
     assert finished.returncode == 0, finished.stderr
-    a = torch.load(straight / "checkpoint_last.pt", weights_only=False)
-    b = torch.load(resumed / "checkpoint_last.pt", weights_only=False)
+    a = torch.load(straight / "checkpoint_last.pt", weights_only=True)
+    b = torch.load(resumed / "checkpoint_last.pt", weights_only=True)
     assert a["epoch"] == b["epoch"] == 3
     for key in ("modules", "step", "schedulers"):  # weights, both optimisers, both scalers, LR schedule
         assert_nested_equal(a[key], b[key], key)

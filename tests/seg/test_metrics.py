@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 
 from adversarial_seg.seg.metrics import (
-    CASE_COLUMNS, case_rows, confusion_counts, dsc, hd95_mm, iou, lesion_detection, sensitivity, specificity,
+    CASE_COLUMNS,
+    case_rows,
+    confusion_counts,
+    dsc,
+    hd95_mm,
+    iou,
+    lesion_detection,
+    sensitivity,
+    specificity,
 )
 
 

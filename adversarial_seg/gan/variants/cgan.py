@@ -25,6 +25,11 @@ class ConditionalGANTask(GANTask):
 
 def build(config, data_shape: tuple[int, ...], num_classes: int, images: bool = True) -> GANTask:
     generator, discriminator = build_networks(
-        config.model.architecture, data_shape, config.model, generator_condition=num_classes, discriminator_condition=num_classes, images=images
+        config.model.architecture,
+        data_shape,
+        config.model,
+        generator_condition=num_classes,
+        discriminator_condition=num_classes,
+        images=images,
     )
     return ConditionalGANTask(generator, discriminator, config.model.z_dim, num_classes)

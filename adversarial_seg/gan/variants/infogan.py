@@ -23,7 +23,9 @@ Tensor = torch.Tensor
 
 
 class InfoGANTask(GANTask):
-    def __init__(self, generator, discriminator, q_head: QHead, z_dim: int, num_classes: int = 0, info_weight: float = 1.0):
+    def __init__(
+        self, generator, discriminator, q_head: QHead, z_dim: int, num_classes: int = 0, info_weight: float = 1.0
+    ):
         super().__init__(generator, discriminator, z_dim, num_classes)
         self.q_head = q_head
         self.categorical, self.continuous = q_head.categorical, q_head.continuous
@@ -79,7 +81,10 @@ class InfoGANTask(GANTask):
         was_training = self.generator.training
         self.generator.eval()
         try:
-            return self.generator(to_device(z, self.device()), self.code_vector(to_device(cat, self.device()), to_device(cont, self.device()))).float()
+            return self.generator(
+                to_device(z, self.device()),
+                self.code_vector(to_device(cat, self.device()), to_device(cont, self.device())),
+            ).float()
         finally:
             self.generator.train(was_training)
 

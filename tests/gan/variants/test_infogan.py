@@ -33,7 +33,8 @@ def test_generator_step_with_only_the_information_term_updates_g_and_q_not_d(dig
     terms = step.generator_step(batch, task.generate(batch))
     assert terms["loss_info"] > 0
     changed = {
-        name: any(not torch.equal(a, b) for a, b in zip(before[name], m.parameters())) for name, m in task.modules().items()
+        name: any(not torch.equal(a, b) for a, b in zip(before[name], m.parameters()))
+        for name, m in task.modules().items()
     }
     assert changed == {"generator": True, "discriminator": False, "q_head": True}
 
