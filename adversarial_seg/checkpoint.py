@@ -51,17 +51,16 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict:
         with torch.serialization.safe_globals(_numpy_array_globals()):
             state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        found = re.search(r"GLOBAL (\S+) was not an allowed global", str(exc))
+        found = re.search(r"GLOBAL (\S+) (?:was not an allowed global|whose module)", str(exc))
         raise CheckpointError(
             f"checkpoint {path} holds objects other than weights and training state"
             + (f" ({found[1]})" if found else "")
             + "; it was not written by adversarial_seg or was tampered with, so it is not loaded"
         ) from None
     except (RuntimeError, EOFError, KeyError, zipfile.BadZipFile, OSError) as exc:
-        reason = str(exc).splitlines()[0][:120] if str(exc) else exc.__class__.__name__
         raise CheckpointError(
-            f"checkpoint {path} cannot be read ({reason}); it is truncated or not a checkpoint: "
-            "delete it and train that fold again (seg-train --resume) or restore it from a copy"
+            f"checkpoint {path} cannot be read ({exc.__class__.__name__}): it is truncated, empty or not a "
+            "PyTorch checkpoint; restore it from a copy, or delete it and train again with --resume"
         ) from None
     if not isinstance(state, dict):
         raise CheckpointError(
