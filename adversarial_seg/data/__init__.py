@@ -7,14 +7,14 @@ See docs/data.md.
 
 from .errors import DataError
 from .io import read_image, read_label, write_image, write_label
-from .labels import LabelScheme
+from .labels import LabelSet
 from .layouts import CaseRecord, discover_cases
 from .validate import validate_dataset
 
 __all__ = [
     "CaseRecord",
     "DataError",
-    "LabelScheme",
+    "LabelSet",
     "discover_cases",
     "read_image",
     "read_label",

@@ -148,7 +148,7 @@ def build_training_dataset(
 
 
 @dataclass
-class CaseInput:
+class PreparedCase:
     """One case ready for inference, plus what maps the output back to its native grid.
 
     ``image``: MetaTensor (C, *preprocessed spatial) with the applied operations recorded;
@@ -164,16 +164,18 @@ class CaseInput:
     suffix: str
 
 
-def prepare_case(record: CaseRecord, plan: DataPlan) -> CaseInput:
+def prepare_case(record: CaseRecord, plan: DataPlan) -> PreparedCase:
     """Load and preprocess one case with the training transform definitions (no augmentation)."""
     preprocess = preprocessing_transforms(plan)
     item = case_item(record)
     item["label_path"] = None  # inference never needs the reference; scoring reads it natively
     loaded = preprocess(LoadCase(plan)(item))
-    return CaseInput(record.case_id, loaded["image"], loaded["props"], plan, preprocess, label_suffix(loaded["props"]))
+    return PreparedCase(
+        record.case_id, loaded["image"], loaded["props"], plan, preprocess, label_suffix(loaded["props"])
+    )
 
 
-def probabilities_to_native(probabilities: torch.Tensor, case: CaseInput) -> torch.Tensor:
+def probabilities_to_native(probabilities: torch.Tensor, case: PreparedCase) -> torch.Tensor:
     """Class probabilities (K, *preprocessed spatial) -> (K, *native spatial), float32.
 
     Inverts the preprocessing (resize / resampling with linear interpolation, reorientation), so
@@ -191,15 +193,15 @@ def probabilities_to_native(probabilities: torch.Tensor, case: CaseInput) -> tor
     return torch.as_tensor(native).float()
 
 
-def native_label_values(native_probabilities: torch.Tensor, case: CaseInput) -> np.ndarray:
+def native_label_values(native_probabilities: torch.Tensor, case: PreparedCase) -> np.ndarray:
     """Argmax over classes on the native grid, as label values (e.g. 0/255 or 0/1/2/3)."""
     # argmax along a contiguous last axis: torch's CPU argmax over the leading axis of a large
     # volume is ~15x slower (3 s vs 0.2 s on 3 x 512 x 512 x 64).
     classes = torch.as_tensor(native_probabilities).movedim(0, -1).contiguous().argmax(dim=-1).numpy()
-    return case.plan.scheme.to_label_values(classes)
+    return case.plan.labels.to_label_values(classes)
 
 
-def write_prediction(path: str | Path, native_probabilities: torch.Tensor, case: CaseInput) -> np.ndarray:
+def write_prediction(path: str | Path, native_probabilities: torch.Tensor, case: PreparedCase) -> np.ndarray:
     """Write the label map (native label values, input format and geometry) atomically; return it."""
     labels = native_label_values(native_probabilities, case)
     write_label(path, labels, case.props)

@@ -6,11 +6,11 @@ Training is a softmax over the declared label values, which are mutually exclusi
 and ``tumour: [2]``. By default every non-background label is its own region.
 
 Example:
-    >>> scheme = LabelScheme.from_mapping({"background": 0, "gland": 1, "tumour": 2},
+    >>> label_set = LabelSet.from_mapping({"background": 0, "gland": 1, "tumour": 2},
     ...                                   {"gland": [1, 2], "tumour": [2]})
-    >>> scheme.to_class_indices(np.array([0, 2, 1])).tolist()
+    >>> label_set.to_class_indices(np.array([0, 2, 1])).tolist()
     [0, 2, 1]
-    >>> {k: v.tolist() for k, v in scheme.region_masks(np.array([0, 1, 2])).items()}
+    >>> {k: v.tolist() for k, v in label_set.region_masks(np.array([0, 1, 2])).items()}
     {'gland': [False, True, True], 'tumour': [False, False, True]}
 """
 
@@ -24,7 +24,7 @@ DEFAULT_LABELS = {"background": 0, "foreground": 1}
 
 
 @dataclass(frozen=True)
-class LabelScheme:
+class LabelSet:
     """Class names and label values (index = training class), regions, lossy-mask threshold."""
 
     names: tuple[str, ...]
@@ -38,7 +38,7 @@ class LabelScheme:
         labels: dict[str, int] | None,
         regions: dict[str, list[int]] | None = None,
         mask_threshold: int | None = None,
-    ) -> LabelScheme:
+    ) -> LabelSet:
         labels = dict(labels or DEFAULT_LABELS)
         if len(set(labels.values())) != len(labels):
             raise ValueError(f"data.labels gives one value to several names: {labels}; use one name per value")
@@ -58,7 +58,7 @@ class LabelScheme:
         return cls(names, values, {n: tuple(sorted(v)) for n, v in regions.items()}, mask_threshold)
 
     @classmethod
-    def from_config(cls, data_cfg) -> LabelScheme:
+    def from_config(cls, data_cfg) -> LabelSet:
         """From a ``DataConfig`` (``labels``, ``regions``, ``mask_threshold``)."""
         return cls.from_mapping(data_cfg.labels, data_cfg.regions, data_cfg.mask_threshold)
 

@@ -51,7 +51,7 @@ from monai.utils import MetaKeys, SpaceKeys
 
 from ..config import AUGMENTATIONS
 from .io import read_image, read_label
-from .labels import LabelScheme
+from .labels import LabelSet
 from .layouts import CaseRecord
 
 KEYS = ("image", "label")
@@ -76,7 +76,7 @@ class DataPlan:
     ``seg-predict`` rebuilds the training transforms without the training data.
     """
 
-    scheme: LabelScheme
+    labels: LabelSet
     file_dims: int
     model_dims: int
     slice_axis: int | None
@@ -88,17 +88,17 @@ class DataPlan:
 
     def to_json(self) -> dict:
         body = dataclasses.asdict(self)
-        body["scheme"] = {"labels": dict(zip(self.scheme.names, self.scheme.values)),
-                          "regions": {k: list(v) for k, v in self.scheme.regions.items()},
-                          "mask_threshold": self.scheme.mask_threshold}  # fmt: skip
+        body["labels"] = {"labels": dict(zip(self.labels.names, self.labels.values)),
+                          "regions": {k: list(v) for k, v in self.labels.regions.items()},
+                          "mask_threshold": self.labels.mask_threshold}  # fmt: skip
         return body
 
     @classmethod
     def from_json(cls, body: dict) -> DataPlan:
-        scheme = LabelScheme.from_mapping(**body["scheme"])
+        label_set = LabelSet.from_mapping(**body.get("labels", body.get("scheme")))  # "scheme": runs before the rename
         tuples = {k: None if body[k] is None else tuple(body[k]) for k in ("size", "spacing", "patch_size")}
-        rest = {k: v for k, v in body.items() if k not in ("scheme", *tuples)}
-        return cls(scheme=scheme, **tuples, **rest)
+        rest = {k: v for k, v in body.items() if k not in ("labels", "scheme", *tuples)}
+        return cls(labels=label_set, **tuples, **rest)
 
 
 def ras_spacing(affine: np.ndarray) -> tuple[float, ...]:
@@ -121,7 +121,7 @@ def make_plan(data_cfg, records: list[CaseRecord]) -> DataPlan:
     """Resolve the 2D/3D switch, slice axis and reference channel from config + first case."""
     from .validate import reference_channel_index
 
-    scheme = LabelScheme.from_config(data_cfg)
+    label_set = LabelSet.from_config(data_cfg)
     reference = reference_channel_index(data_cfg, data_cfg.channels)
     first = records[0]
     loaded = [read_image(path)[1] for path in first.image_paths]
@@ -133,13 +133,13 @@ def make_plan(data_cfg, records: list[CaseRecord]) -> DataPlan:
     if file_dims == 2:
         if size is not None and len(size) != 2:
             raise ValueError(f"data.size {list(size)} must have 2 entries (H, W) for 2D images")
-        return DataPlan(scheme, 2, 2, None, size, None, None, reference, in_channels)
+        return DataPlan(label_set, 2, 2, None, size, None, None, reference, in_channels)
     if size is not None and len(size) == 3:
-        return DataPlan(scheme, 3, 3, None, None, spacing, size, reference, in_channels)
+        return DataPlan(label_set, 3, 3, None, None, spacing, size, reference, in_channels)
     if size is not None and len(size) != 2:
         raise ValueError(f"data.size {list(size)}: give 2 entries (2D slices) or 3 (3D patches)")
     axis = data_cfg.slice_axis if data_cfg.slice_axis is not None else default_slice_axis(props["affine"])
-    return DataPlan(scheme, 3, 2, int(axis), size, spacing, None, reference, in_channels)
+    return DataPlan(label_set, 3, 2, int(axis), size, spacing, None, reference, in_channels)
 
 
 # --------------------------------------------------------------------------- loading
@@ -193,9 +193,9 @@ class LoadCase(Transform):
         image = _meta_tensor(torch.cat(channels).numpy(), reference_props)
         out = {"case": item["case"], "image": image, "props": reference_props}
         if item.get("label_path"):
-            scheme = self.plan.scheme
-            labels, _ = read_label(Path(item["label_path"]), scheme.mask_threshold, scheme.foreground_value)
-            out["label"] = _meta_tensor(scheme.to_class_indices(labels)[None].astype(np.float32), reference_props)
+            label_set = self.plan.labels
+            labels, _ = read_label(Path(item["label_path"]), label_set.mask_threshold, label_set.foreground_value)
+            out["label"] = _meta_tensor(label_set.to_class_indices(labels)[None].astype(np.float32), reference_props)
         return out
 
 

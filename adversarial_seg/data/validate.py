@@ -16,7 +16,7 @@ import numpy as np
 
 from .errors import DataError
 from .io import read_image, read_label
-from .labels import LabelScheme
+from .labels import LabelSet
 from .layouts import CaseRecord, scan_layout
 
 # Affines are compared in mm; headers store float32, so exact equality is too strict.
@@ -30,7 +30,7 @@ def validate_dataset(data_cfg) -> list[CaseRecord]:
         raise DataError(scan.problems)
     problems = list(scan.problems)
     try:
-        scheme = LabelScheme.from_config(data_cfg)
+        label_set = LabelSet.from_config(data_cfg)
     except ValueError as exc:
         raise DataError(str(exc)) from None
     channel_names = data_cfg.channels or scan.channel_names
@@ -43,7 +43,7 @@ def validate_dataset(data_cfg) -> list[CaseRecord]:
     reference = reference_channel_index(data_cfg, channel_names)
     # Decoding releases the GIL (zlib, Pillow), so threads overlap the file reads.
     with ThreadPoolExecutor(max_workers=4) as pool:
-        results = list(pool.map(lambda r: check_case(r, scheme, expected, reference), scan.records))
+        results = list(pool.map(lambda r: check_case(r, label_set, expected, reference), scan.records))
     counts = {}
     for record, (case_problems, channel_count) in zip(scan.records, results):
         problems.extend(case_problems)
@@ -70,7 +70,7 @@ def reference_channel_index(data_cfg, channel_names: list[str] | None) -> int:
     return 0
 
 
-def check_case(record: CaseRecord, scheme: LabelScheme, expected_channels: int | None, reference: int = 0):
+def check_case(record: CaseRecord, label_set: LabelSet, expected_channels: int | None, reference: int = 0):
     """(problems, channel count or None) for one case; never raises for a data problem.
 
     ``reference``: index of the channel file whose grid the mask must share (one file holding
@@ -105,14 +105,14 @@ def check_case(record: CaseRecord, scheme: LabelScheme, expected_channels: int |
     label = _read(
         record.label_path,
         problems,
-        lambda p: read_label(p, scheme.mask_threshold, scheme.foreground_value),
+        lambda p: read_label(p, label_set.mask_threshold, label_set.foreground_value),
     )
     if label is None:
         return problems, channel_count
     labels, label_props = label
-    undeclared = scheme.undeclared_values(labels)
+    undeclared = label_set.undeclared_values(labels)
     if undeclared:
-        declared = dict(zip(scheme.names, scheme.values))
+        declared = dict(zip(label_set.names, label_set.values))
         problems.append(
             f"mask {record.label_path} holds values {undeclared} not declared in data.labels {declared}; "
             "declare them in data.labels (or set data.mask_threshold for lossy masks)"

@@ -23,7 +23,7 @@ from adversarial_seg.checkpoint import load_checkpoint, save_checkpoint
 from adversarial_seg.config import Config, ConfigError, config_from_mapping
 from adversarial_seg.data.dataset import build_training_dataset, prepare_case, write_prediction
 from adversarial_seg.data.io import read_label
-from adversarial_seg.data.labels import LabelScheme
+from adversarial_seg.data.labels import LabelSet
 from adversarial_seg.data.layouts import CaseRecord
 from adversarial_seg.data.transforms import DataPlan, make_plan
 from adversarial_seg.gan.trainer import Trainer, seeded_loader
@@ -148,7 +148,7 @@ class FoldRunner:
         self.folds = folds
         self.records = {r.case_id: r for r in records}
         self.data_plan = data_plan
-        self.labels = data_plan.scheme
+        self.labels = data_plan.labels
         self.device = device
         self.precision = Precision.for_device(device, self.config.train.amp)
         self.progress = progress
@@ -267,7 +267,7 @@ class FoldRunner:
 
 
 @torch.no_grad()
-def monitor_dsc(model, dataset, labels: LabelScheme, device, precision: Precision, batch_size: int = 16) -> dict:
+def monitor_dsc(model, dataset, labels: LabelSet, device, precision: Precision, batch_size: int = 16) -> dict:
     """DSC per region pooled over every voxel of ``dataset`` on the training grid.
 
     A cheap per-epoch curve for ``log.csv``. With ``train.select: last`` it is computed on the
@@ -293,7 +293,7 @@ def monitor_dsc(model, dataset, labels: LabelScheme, device, precision: Precisio
 # ----------------------------------------------------------------------------- report
 
 
-def pooled_predictions(plan: RunPlan, folds: list[dict], records: dict[str, CaseRecord], scheme: LabelScheme):
+def pooled_predictions(plan: RunPlan, folds: list[dict], records: dict[str, CaseRecord], scheme: LabelSet):
     """(prediction, reference) label-value maps of every cross-validation case, one at a time."""
     for split in folds:
         predictions = plan.run_dir / f"fold_{split['fold']}" / "predictions"
@@ -306,9 +306,7 @@ def pooled_predictions(plan: RunPlan, folds: list[dict], records: dict[str, Case
             yield read_label(path)[0], reference
 
 
-def assemble_report(
-    plan: RunPlan, folds: list[dict], records: dict[str, CaseRecord], scheme: LabelScheme
-) -> dict | None:
+def assemble_report(plan: RunPlan, folds: list[dict], records: dict[str, CaseRecord], scheme: LabelSet) -> dict | None:
     """``report/cases.csv`` and ``report/summary.json`` from every finished fold; once all folds
     have finished, the post-processing decisions (``report/postprocessing.json``, then frozen)."""
     rows, finished, missing, done = [], [], [], []
@@ -389,7 +387,7 @@ def probe_networks(config: Config, record: CaseRecord, plan: DataPlan) -> None:
     spatial = list(plan.patch_size or plan.size or spatial)
     cpu = torch.device("cpu")
     step = build_segmentation_step(
-        config, plan.model_dims, image.shape[0], plan.scheme.num_classes, cpu, Precision("cpu", None)
+        config, plan.model_dims, image.shape[0], plan.labels.num_classes, cpu, Precision("cpu", None)
     )
     batch = {"image": torch.zeros(2, image.shape[0], *spatial), "label": torch.zeros(2, 1, *spatial, dtype=torch.long)}
     with torch.no_grad():
@@ -446,7 +444,7 @@ def run_study(
             except (FloatingPointError, RuntimeError) as exc:
                 print_fn(f"[{plan.name} fold {fold}] failed: {exc}")
                 outcome.folds.append(FoldOutcome(fold, "failed", message=str(exc)))
-        outcome.summary = assemble_report(plan, folds, runner.records, data_plan.scheme)
+        outcome.summary = assemble_report(plan, folds, runner.records, data_plan.labels)
         if outcome.summary is not None:
             print_fn(f"\n{plan.name}: {len(outcome.summary['folds_finished'])}/{len(folds)} folds finished")
             print_fn(format_table(outcome.summary["classes"]))

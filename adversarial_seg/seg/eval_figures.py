@@ -65,7 +65,7 @@ def worst_cases(evaluation, cls: str, region_values, n: int = 3) -> bytes | None
         record = evaluation.records[row["case"]]
         image, _ = read_image(record.image_paths[min(plan.reference_index, len(record.image_paths) - 1)])
         reference = np.isin(
-            read_label(record.label_path, plan.scheme.mask_threshold, plan.scheme.foreground_value)[0], region_values
+            read_label(record.label_path, plan.labels.mask_threshold, plan.labels.foreground_value)[0], region_values
         )
         prediction = np.isin(read_label(evaluation.prediction_paths[row["case"]])[0], region_values)
         shown, reference, prediction = _display_slice(image, reference, prediction, plan.slice_axis)

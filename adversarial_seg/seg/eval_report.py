@@ -64,7 +64,7 @@ def run_blocks(e, lesion_overlap: float) -> list:
     if e.missing:
         blocks.append(("p", "INCOMPLETE. Missing: " + "; ".join(e.missing) + ". The numbers below cover what exists."))
     summary = e.summary
-    scheme = e.run.plan.scheme
+    label_set = e.run.plan.labels
     for cls, s in summary.items():
         present = [m for m in TABLE_METRICS if m in s["overall"]]
         blocks.append(("h", 3, f"{e.name}: {cls}"))
@@ -87,7 +87,7 @@ def run_blocks(e, lesion_overlap: float) -> list:
             + " HD95 uses each case's voxel spacing (for PNG / JPG / BMP images, whose spacing is 1, hd95_mm is in "
               "pixels); an empty prediction of a non-empty reference scores the image diagonal."
         )))  # fmt: skip
-        picture = eval_figures.worst_cases(e, cls, scheme.regions[cls])
+        picture = eval_figures.worst_cases(e, cls, label_set.regions[cls])
         if picture:
             blocks.append(
                 ("image", f"{e.name}_{cls}_worst.png", picture, f"{e.name}: the three lowest-DSC {cls} cases")

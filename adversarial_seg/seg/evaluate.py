@@ -103,9 +103,9 @@ def evaluate_run(run_dir: Path, lesion_overlap: float = 0.1, name: str | None = 
             "(move it back, or edit data.root in the run's config.yaml)"
         )
     records = {r.case_id: r for r in discover_cases(data)}
-    scheme = run.plan.scheme
+    label_set = run.plan.labels
     region = run.config.metrics.specificity_region
-    within = scheme.regions[region] if region else None
+    within = label_set.regions[region] if region else None
     evaluation = RunEvaluation(run, name or run.run_dir.name, folds, records)
     for split in folds:
         fold_dir = run.run_dir / f"fold_{split['fold']}"
@@ -127,9 +127,9 @@ def evaluate_run(run_dir: Path, lesion_overlap: float = 0.1, name: str | None = 
                 continue
             evaluation.prediction_paths[case] = path
             prediction, _ = read_label(path)
-            reference, props = read_label(record.label_path, scheme.mask_threshold, scheme.foreground_value)
+            reference, props = read_label(record.label_path, label_set.mask_threshold, label_set.foreground_value)
             evaluation.rows += case_rows(
-                prediction, reference, scheme.regions, props["spacing"], case=case, patient=record.patient,
+                prediction, reference, label_set.regions, props["spacing"], case=case, patient=record.patient,
                 fold=split["fold"], specificity_within=within, lesion_overlap=lesion_overlap,
             )  # fmt: skip
     return evaluation

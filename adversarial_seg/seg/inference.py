@@ -20,7 +20,7 @@ from torch import nn
 
 from adversarial_seg.atomic_files import atomic_write_bytes
 from adversarial_seg.config import Config
-from adversarial_seg.data.dataset import CaseInput, probabilities_to_native
+from adversarial_seg.data.dataset import PreparedCase, probabilities_to_native
 from adversarial_seg.runtime import Precision, to_device
 
 
@@ -91,7 +91,7 @@ def window_divisor(config: Config) -> int:
 
 
 def predict_native(
-    models, case: CaseInput, config: Config, device, precision: Precision, tta: bool = False
+    models, case: PreparedCase, config: Config, device, precision: Precision, tta: bool = False
 ) -> torch.Tensor:
     """Mean class probabilities of ``models`` on ``case``, on its native grid: (K, *native), float32.
 

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 import numpy as np
 from scipy import ndimage
 
-from adversarial_seg.data.labels import LabelScheme
+from adversarial_seg.data.labels import LabelSet
 from adversarial_seg.seg.metrics import confusion_counts, dsc
 
 
@@ -36,26 +36,26 @@ def keep_largest_component(classes: np.ndarray, class_index: int) -> np.ndarray:
     return out
 
 
-def apply_postprocessing(label_values: np.ndarray, scheme: LabelScheme, decisions: dict | None) -> np.ndarray:
+def apply_postprocessing(label_values: np.ndarray, label_set: LabelSet, decisions: dict | None) -> np.ndarray:
     """Label values with the enabled keep-largest-component steps applied (``decisions`` from the run)."""
     enabled = [name for name, on in ((decisions or {}).get("keep_largest_component") or {}).items() if on]
     if not enabled:
         return label_values
-    classes = scheme.to_class_indices(label_values)
+    classes = label_set.to_class_indices(label_values)
     for name in enabled:
-        classes = keep_largest_component(classes, scheme.names.index(name))
-    return scheme.to_label_values(classes)
+        classes = keep_largest_component(classes, label_set.names.index(name))
+    return label_set.to_label_values(classes)
 
 
-def _region_dscs(prediction: np.ndarray, reference: np.ndarray, scheme: LabelScheme, regions: list[str]) -> list[float]:
+def _region_dscs(prediction: np.ndarray, reference: np.ndarray, label_set: LabelSet, regions: list[str]) -> list[float]:
     """DSC of each of ``regions``; a region empty in the reference is left out."""
-    predicted, expected = scheme.region_masks(prediction), scheme.region_masks(reference)
+    predicted, expected = label_set.region_masks(prediction), label_set.region_masks(reference)
     scores = [dsc(confusion_counts(predicted[region], expected[region])) for region in regions]
     return [s for s in scores if not np.isnan(s)]
 
 
 def decide_postprocessing(
-    load_cases: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]], scheme: LabelScheme
+    load_cases: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]], label_set: LabelSet
 ) -> dict:
     """Decisions and their evidence from every cross-validation case.
 
@@ -64,15 +64,15 @@ def decide_postprocessing(
     """
     decisions: dict[str, bool] = {}
     evidence, n_cases = {}, 0
-    for index, name in enumerate(scheme.names[1:], start=1):
-        regions = [region for region, values in scheme.regions.items() if scheme.values[index] in values]
+    for index, name in enumerate(label_set.names[1:], start=1):
+        regions = [region for region, values in label_set.regions.items() if label_set.values[index] in values]
         without, with_ = [], []
         n_cases = 0
         for prediction, reference in load_cases():
-            current = apply_postprocessing(prediction, scheme, {"keep_largest_component": decisions})
-            candidate = scheme.to_label_values(keep_largest_component(scheme.to_class_indices(current), index))
-            without += _region_dscs(current, reference, scheme, regions)
-            with_ += _region_dscs(candidate, reference, scheme, regions)
+            current = apply_postprocessing(prediction, label_set, {"keep_largest_component": decisions})
+            candidate = label_set.to_label_values(keep_largest_component(label_set.to_class_indices(current), index))
+            without += _region_dscs(current, reference, label_set, regions)
+            with_ += _region_dscs(candidate, reference, label_set, regions)
             n_cases += 1
         before = float(np.mean(without)) if without else float("nan")
         after = float(np.mean(with_)) if with_ else float("nan")

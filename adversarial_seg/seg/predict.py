@@ -47,7 +47,7 @@ class InputError(ValueError):
 
 
 @dataclass
-class InputCase:
+class CaseFiles:
     case_id: str
     paths: list[Path]  # channel files in channel order
     problem: str | None = None  # set when the case cannot be predicted (named in the output)
@@ -63,7 +63,7 @@ class BatchResult:
     notes: list[str] = field(default_factory=list)
 
 
-def collect_inputs(paths: list[Path]) -> tuple[list[InputCase], int]:
+def collect_inputs(paths: list[Path]) -> tuple[list[CaseFiles], int]:
     """Cases from files and folders, in name order; also the number of folder entries ignored
     (other endings, hidden files). Raises InputError for a missing path or a case id given twice."""
     files: list[Path] = []
@@ -82,11 +82,11 @@ def collect_inputs(paths: list[Path]) -> tuple[list[InputCase], int]:
     if not files:
         raise InputError(f"no image files in {', '.join(map(str, paths))}; expected files ending in {SUPPORTED}")
     entries: dict[str, list[tuple[int | None, Path]]] = defaultdict(list)
-    cases: dict[str, InputCase] = {}
+    cases: dict[str, CaseFiles] = {}
     for path in files:
         stem, suffix = split_suffix(path)
         if not suffix:
-            cases[path.name] = InputCase(path.name, [path], f"has an unsupported file ending; use one of {SUPPORTED}")
+            cases[path.name] = CaseFiles(path.name, [path], f"has an unsupported file ending; use one of {SUPPORTED}")
             continue
         match = CHANNEL_FILE.match(stem)
         case_id, channel = (match["case"], int(match["channel"])) if match else (stem, None)
@@ -98,16 +98,16 @@ def collect_inputs(paths: list[Path]) -> tuple[list[InputCase], int]:
                 f"case '{case_id}' is given twice ({', '.join(str(p) for _, p in given)}); keep one of them"
             )
         if channels == [None]:
-            cases[case_id] = InputCase(case_id, [given[0][1]])
+            cases[case_id] = CaseFiles(case_id, [given[0][1]])
             continue
         by_channel = dict(given)
         missing = [i for i in range(max(by_channel) + 1) if i not in by_channel]
         problem = f"is missing channel file(s) {', '.join(f'{case_id}_{i:04d}' for i in missing)}" if missing else None
-        cases[case_id] = InputCase(case_id, [by_channel[i] for i in sorted(by_channel)], problem)
+        cases[case_id] = CaseFiles(case_id, [by_channel[i] for i in sorted(by_channel)], problem)
     return [cases[c] for c in sorted(cases)], ignored
 
 
-def describe(case: InputCase) -> str:
+def describe(case: CaseFiles) -> str:
     """The input as a user named it: its file, or the case with its channel files."""
     if len(case.paths) == 1:
         return str(case.paths[0])
@@ -136,11 +136,11 @@ class BatchPredictor:
         self.folds_label = folds_label
         self.precision = Precision.for_device(device, run.config.train.amp)
 
-    def outputs(self, case: InputCase) -> list[Path]:
+    def outputs(self, case: CaseFiles) -> list[Path]:
         label = self.output / f"{case.case_id}{output_suffix(case.paths[0])}"
         return [label] + ([self.output / f"{case.case_id}.npz"] if self.probabilities else [])
 
-    def check(self, case: InputCase) -> str | None:
+    def check(self, case: CaseFiles) -> str | None:
         """Why ``case`` cannot be predicted without reading it (missing / empty file), else None."""
         if case.problem:
             return case.problem
@@ -151,7 +151,7 @@ class BatchPredictor:
                 return f"{path.name} is empty (0 bytes); re-export it"
         return None
 
-    def predict_case(self, case: InputCase) -> tuple[np.ndarray, dict]:
+    def predict_case(self, case: CaseFiles) -> tuple[np.ndarray, dict]:
         """Label values on the native grid (post-processed) and the native geometry; writes outputs."""
         record = CaseRecord(case.case_id, case.paths, None, case.case_id)
         try:
@@ -176,29 +176,29 @@ class BatchPredictor:
             raise ValueError("holds NaN or Inf values; replace them (e.g. with 0)")
         native = predict_native(self.models, inputs, self.run.config, self.device, self.precision, tta=self.tta)
         labels = native_label_values(native, inputs)
-        labels = apply_postprocessing(labels, self.plan.scheme, self.run.postprocessing)
+        labels = apply_postprocessing(labels, self.plan.labels, self.run.postprocessing)
         label_path, *rest = self.outputs(case)
         if rest:  # probabilities first: the label map's presence marks a finished case
             write_probabilities(rest[0], native)
         write_label(label_path, labels, props)
         return labels, props
 
-    def score(self, case: InputCase, labels: np.ndarray, props: dict) -> list[dict]:
+    def score(self, case: CaseFiles, labels: np.ndarray, props: dict) -> list[dict]:
         """Rows against ``--labels`` (same columns as cases.csv); LookupError when there is no reference."""
         path = case_file(self.labels, case.case_id)
         if path is None:
             raise LookupError(f"no reference label for case '{case.case_id}' in {self.labels}")
-        scheme = self.plan.scheme
-        reference, ref_props = read_label(path, scheme.mask_threshold, scheme.foreground_value)
+        label_set = self.plan.labels
+        reference, ref_props = read_label(path, label_set.mask_threshold, label_set.foreground_value)
         mismatch = geometry_mismatch(props, ref_props)
         if mismatch:
             raise ValueError(f"reference {path} does not line up with the input ({mismatch})")
         region = self.run.config.metrics.specificity_region
-        within = scheme.regions[region] if region else None
-        return case_rows(labels, reference, scheme.regions, props["spacing"], case=case.case_id,
+        within = label_set.regions[region] if region else None
+        return case_rows(labels, reference, label_set.regions, props["spacing"], case=case.case_id,
                          patient=case.case_id, fold=self.folds_label, specificity_within=within)  # fmt: skip
 
-    def run_batch(self, cases: list[InputCase], report: Callable[[str], None] = print, progress=None) -> BatchResult:
+    def run_batch(self, cases: list[CaseFiles], report: Callable[[str], None] = print, progress=None) -> BatchResult:
         """Predict every case; failures are collected, never raised."""
         result = BatchResult()
         remove_stale_temporaries(self.output)  # left by a run killed mid-write

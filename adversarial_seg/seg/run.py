@@ -2,7 +2,7 @@
 
 ``seg-train`` writes the run (DESIGN.md, "Run directory"); ``seg-predict`` and ``seg-eval``
 open it here. Besides the contract's files a run holds ``data_plan.json`` (what the transform
-definitions are built from: label scheme, 2D/3D switch, slice axis, size / spacing, channels)
+definitions are built from: label set, 2D/3D switch, slice axis, size / spacing, channels)
 and, once every fold has finished, ``report/postprocessing.json`` (the keep-largest-component
 decisions taken on the pooled cross-validation predictions).
 """
@@ -90,7 +90,7 @@ class TrainedRun:
         models = []
         for fold in folds:
             model = build_segmentor(segmentor.name, segmentor.kwargs(), self.plan.model_dims,
-                                    self.plan.in_channels, self.plan.scheme.num_classes)  # fmt: skip
+                                    self.plan.in_channels, self.plan.labels.num_classes)  # fmt: skip
             state = load_checkpoint(self.checkpoint(fold))
             model.load_state_dict(state["segmentor"] if "segmentor" in state else state["modules"]["segmentor"])
             models.append(to_device(model, device).eval())

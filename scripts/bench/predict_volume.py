@@ -37,14 +37,14 @@ def make_run(folder: Path) -> Path:
     import torch
 
     from adversarial_seg.config import load_config
-    from adversarial_seg.data.labels import LabelScheme
+    from adversarial_seg.data.labels import LabelSet
     from adversarial_seg.data.transforms import DataPlan
     from adversarial_seg.provenance import write_resolved_config
     from adversarial_seg.seg.networks import build_segmentor
     from adversarial_seg.seg.run import FOLD_DONE, write_data_plan
 
     config = load_config(REPO / "configs/prostate.yaml", ["data.root=/unused"])
-    plan = DataPlan(LabelScheme.from_config(config.data), file_dims=3, model_dims=2, slice_axis=2,
+    plan = DataPlan(LabelSet.from_config(config.data), file_dims=3, model_dims=2, slice_axis=2,
                     size=tuple(config.data.size), spacing=None, patch_size=None, in_channels=2)  # fmt: skip
     run = folder / "run"
     (run / "fold_0").mkdir(parents=True)
@@ -52,7 +52,7 @@ def make_run(folder: Path) -> Path:
     write_data_plan(plan, run)
     torch.manual_seed(0)
     segmentor = config.model.segmentor
-    model = build_segmentor(segmentor.name, segmentor.kwargs(), 2, 2, plan.scheme.num_classes)
+    model = build_segmentor(segmentor.name, segmentor.kwargs(), 2, 2, plan.labels.num_classes)
     torch.save({"modules": {"segmentor": model.state_dict()}}, run / "fold_0" / "checkpoint_last.pt")
     (run / "fold_0" / FOLD_DONE).write_text(json.dumps({"fold": 0}))
     return run

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from adversarial_seg.config import DataConfig
-from adversarial_seg.data.labels import LabelScheme
+from adversarial_seg.data.labels import LabelSet
 
 
 def test_ph2_values_map_to_contiguous_classes_and_back():
-    scheme = LabelScheme.from_config(DataConfig(labels={"lesion": 255, "background": 0}))
+    scheme = LabelSet.from_config(DataConfig(labels={"lesion": 255, "background": 0}))
     assert scheme.names == ("background", "lesion") and scheme.values == (0, 255)
     mask = np.array([[0, 255], [255, 0]])
     classes = scheme.to_class_indices(mask)
@@ -20,7 +20,7 @@ def test_ph2_values_map_to_contiguous_classes_and_back():
 
 
 def test_prostate158_regions_are_unions_of_label_values():
-    scheme = LabelScheme.from_config(
+    scheme = LabelSet.from_config(
         DataConfig(labels={"background": 0, "gland": 1, "tumour": 2}, regions={"gland": [1, 2], "tumour": [2]})
     )
     label_map = np.array([0, 1, 2, 2, 1, 0])
@@ -31,22 +31,22 @@ def test_prostate158_regions_are_unions_of_label_values():
 
 
 def test_background_first_even_when_not_named_or_not_lowest():
-    scheme = LabelScheme.from_mapping({"tz": 2, "pz": 1, "none": 0})
+    scheme = LabelSet.from_mapping({"tz": 2, "pz": 1, "none": 0})
     assert scheme.values == (0, 1, 2) and scheme.names[0] == "none"
-    scheme = LabelScheme.from_mapping({"lesion": 1, "background": 5})
+    scheme = LabelSet.from_mapping({"lesion": 1, "background": 5})
     assert scheme.values == (5, 1)
     assert scheme.to_class_indices(np.array([1, 5])).tolist() == [1, 0]
 
 
 def test_undeclared_values_are_refused():
-    scheme = LabelScheme.from_mapping({"background": 0, "lesion": 255})
+    scheme = LabelSet.from_mapping({"background": 0, "lesion": 255})
     assert scheme.undeclared_values(np.array([0, 3, 255, 7])) == [3, 7]
     with pytest.raises(ValueError, match=r"\[3\]"):
         scheme.to_class_indices(np.array([0, 3]))
     with pytest.raises(ValueError, match="does not declare"):
-        LabelScheme.from_mapping({"background": 0, "lesion": 1}, {"lesion": [1, 2]})
+        LabelSet.from_mapping({"background": 0, "lesion": 1}, {"lesion": [1, 2]})
 
 
 def test_threshold_foreground_is_the_declared_lesion_value():
-    scheme = LabelScheme.from_config(DataConfig(labels={"background": 0, "lesion": 255}, mask_threshold=128))
+    scheme = LabelSet.from_config(DataConfig(labels={"background": 0, "lesion": 255}, mask_threshold=128))
     assert (scheme.mask_threshold, scheme.foreground_value) == (128, 255)

@@ -9,7 +9,7 @@ import numpy as np
 
 from adversarial_seg.config import DataConfig
 from adversarial_seg.data.io import read_image, read_label, write_label
-from adversarial_seg.data.labels import LabelScheme
+from adversarial_seg.data.labels import LabelSet
 from adversarial_seg.data.layouts import discover_cases
 from adversarial_seg.data.validate import validate_dataset
 
@@ -38,7 +38,7 @@ def test_prostate158_slices_group_by_patient_and_score_regions():
     assert len(records) == 36
     assert sorted(Counter(r.patient for r in records).values(), reverse=True)[:5] == [2, 2, 2, 2, 1]
     labels, _ = read_label(records[0].label_path)
-    regions = LabelScheme.from_config(data).region_masks(labels)
+    regions = LabelSet.from_config(data).region_masks(labels)
     assert regions["tumour"].sum() > 0  # every slice of this set carries tumour
     assert np.all(regions["gland"][regions["tumour"]])  # tumour lies inside the gland region
 

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from adversarial_seg.data.labels import LabelScheme
+from adversarial_seg.data.labels import LabelSet
 from adversarial_seg.seg.postprocess import apply_postprocessing, decide_postprocessing, keep_largest_component
 
-SCHEME = LabelScheme.from_mapping({"background": 0, "lesion": 255})
+SCHEME = LabelSet.from_mapping({"background": 0, "lesion": 255})
 
 
 def test_largest_component_counts_diagonal_neighbours_and_keeps_other_classes():
@@ -36,7 +36,7 @@ def test_largest_component_in_3d_and_with_a_single_component():
 
 
 def test_applied_on_label_values_with_a_nonzero_background():
-    scheme = LabelScheme.from_mapping({"background": 7, "gland": 1})
+    scheme = LabelSet.from_mapping({"background": 7, "gland": 1})
     values = np.array([[1, 1, 7, 1]])
     decisions = {"keep_largest_component": {"gland": True}}
     assert apply_postprocessing(values, scheme, decisions).tolist() == [[1, 1, 7, 7]]

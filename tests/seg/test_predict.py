@@ -10,7 +10,7 @@ from torch import nn
 
 from adversarial_seg.config import config_from_mapping
 from adversarial_seg.data.io import read_label
-from adversarial_seg.data.labels import LabelScheme
+from adversarial_seg.data.labels import LabelSet
 from adversarial_seg.data.transforms import DataPlan
 from adversarial_seg.seg.networks import build_segmentor
 from adversarial_seg.seg.predict import BatchPredictor, InputError, collect_inputs
@@ -19,7 +19,7 @@ from adversarial_seg.seg.run import TrainedRun
 from ..data.conftest import shared_dataset
 
 CPU = torch.device("cpu")
-SCHEME = LabelScheme.from_mapping({"background": 0, "pz": 1, "tz": 2})
+SCHEME = LabelSet.from_mapping({"background": 0, "pz": 1, "tz": 2})
 
 
 def touch(path, data=b"x"):
@@ -139,7 +139,7 @@ def test_resized_slices_map_back_to_the_real_promise12_volume(tmp_path):
     """Case00: float64, qform code 1 / sform code 0, LPS voxel order; a 2D model on 64 x 64 slices."""
     volume = shared_dataset("promise12_case00") / "Case00.nii.gz"
     source = nib.load(volume)
-    plan = DataPlan(LabelScheme.from_mapping({"background": 0, "gland": 1}), file_dims=3, model_dims=2,
+    plan = DataPlan(LabelSet.from_mapping({"background": 0, "gland": 1}), file_dims=3, model_dims=2,
                     slice_axis=2, size=(64, 64), spacing=None, patch_size=None, in_channels=1)  # fmt: skip
     torch.manual_seed(0)
     model = build_segmentor("UNet", {"channels": [4, 8], "strides": [2]}, 2, 1, 2).eval()
