@@ -31,7 +31,6 @@ from adversarial_seg.plots import plot_training_curves
 from adversarial_seg.provenance import git_commit, read_resolved_config, write_resolved_config
 from adversarial_seg.runtime import Precision, derived_seed, seed_everything, to_device
 from adversarial_seg.seg.inference import predict_native, window_divisor, write_probabilities
-from adversarial_seg.seg.metrics import case_rows
 from adversarial_seg.seg.postprocess import decide_postprocessing
 from adversarial_seg.seg.run import (
     FOLD_DONE,
@@ -42,6 +41,7 @@ from adversarial_seg.seg.run import (
     trained_by,
     write_data_plan,
 )
+from adversarial_seg.seg.scoring import score_prediction
 from adversarial_seg.seg.splits import check_splits, fold_splits, inner_split, read_splits, write_splits
 from adversarial_seg.seg.summary import format_table, read_cases_csv, summarise, write_cases_csv, write_json
 from adversarial_seg.seg.task import build_segmentation_step
@@ -249,8 +249,6 @@ class FoldRunner:
     def predict_and_score(self, fold: int, model, val_ids) -> list[dict]:
         """Predict each validation case in its native geometry and label values; one row per region."""
         out_dir = self.fold_dir(fold) / "predictions"
-        region = self.config.metrics.specificity_region
-        within = self.labels.regions[region] if region else None
         rows = []
         for case in val_ids:
             record = self.records[case]
@@ -258,10 +256,9 @@ class FoldRunner:
             native = predict_native([model], inputs, self.config, self.device, self.precision)
             prediction = write_prediction(out_dir / f"{case}{inputs.suffix}", native, inputs)
             write_probabilities(out_dir / f"{case}.npz", native)
-            reference, _ = read_label(record.label_path, self.labels.mask_threshold, self.labels.foreground_value)
-            rows += case_rows(
-                prediction, reference, self.labels.regions, inputs.props["spacing"],
-                case=case, patient=record.patient, fold=fold, specificity_within=within,
+            rows += score_prediction(
+                prediction, inputs.props, record.label_path, self.labels, self.config.metrics.specificity_region,
+                case=case, patient=record.patient, fold=fold,
             )  # fmt: skip
         return rows
 

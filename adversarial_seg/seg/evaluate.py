@@ -18,8 +18,8 @@ import numpy as np
 
 from adversarial_seg.data.io import read_label
 from adversarial_seg.data.layouts import discover_cases
-from adversarial_seg.seg.metrics import case_rows
 from adversarial_seg.seg.run import FOLD_DONE, RunStateError, TrainedRun, case_file, fold_done, open_run, trained_by
+from adversarial_seg.seg.scoring import score_prediction
 from adversarial_seg.seg.splits import read_splits
 from adversarial_seg.seg.summary import SUMMARY_METRICS, describe, summarise
 
@@ -103,9 +103,6 @@ def evaluate_run(run_dir: Path, lesion_overlap: float = 0.1, name: str | None = 
             "(move it back, or edit data.root in the run's config.yaml)"
         )
     records = {r.case_id: r for r in discover_cases(data)}
-    label_set = run.plan.labels
-    region = run.config.metrics.specificity_region
-    within = label_set.regions[region] if region else None
     evaluation = RunEvaluation(run, name or run.run_dir.name, folds, records)
     for split in folds:
         fold_dir = run.run_dir / f"fold_{split['fold']}"
@@ -126,11 +123,10 @@ def evaluate_run(run_dir: Path, lesion_overlap: float = 0.1, name: str | None = 
                 evaluation.missing.append(f"case {case} (fold {split['fold']}): {where}")
                 continue
             evaluation.prediction_paths[case] = path
-            prediction, _ = read_label(path)
-            reference, props = read_label(record.label_path, label_set.mask_threshold, label_set.foreground_value)
-            evaluation.rows += case_rows(
-                prediction, reference, label_set.regions, props["spacing"], case=case, patient=record.patient,
-                fold=split["fold"], specificity_within=within, lesion_overlap=lesion_overlap,
+            prediction, props = read_label(path)
+            evaluation.rows += score_prediction(
+                prediction, props, record.label_path, run.plan.labels, run.config.metrics.specificity_region,
+                case=case, patient=record.patient, fold=split["fold"], lesion_overlap=lesion_overlap,
             )  # fmt: skip
     return evaluation
 

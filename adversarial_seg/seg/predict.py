@@ -32,12 +32,11 @@ from adversarial_seg.data.io import (
     write_label,
 )
 from adversarial_seg.data.layouts import CHANNEL_FILE, CaseRecord
-from adversarial_seg.data.validate import geometry_mismatch
 from adversarial_seg.runtime import Precision
 from adversarial_seg.seg.inference import predict_native, write_probabilities
-from adversarial_seg.seg.metrics import case_rows
 from adversarial_seg.seg.postprocess import apply_postprocessing
 from adversarial_seg.seg.run import TrainedRun, case_file
+from adversarial_seg.seg.scoring import score_prediction
 
 SUPPORTED = ".nii.gz, .nii, .mha, .mhd, .nrrd, .png, .jpg, .bmp"
 
@@ -188,15 +187,10 @@ class BatchPredictor:
         path = case_file(self.labels, case.case_id)
         if path is None:
             raise LookupError(f"no reference label for case '{case.case_id}' in {self.labels}")
-        label_set = self.plan.labels
-        reference, ref_props = read_label(path, label_set.mask_threshold, label_set.foreground_value)
-        mismatch = geometry_mismatch(props, ref_props)
-        if mismatch:
-            raise ValueError(f"reference {path} does not line up with the input ({mismatch})")
-        region = self.run.config.metrics.specificity_region
-        within = label_set.regions[region] if region else None
-        return case_rows(labels, reference, label_set.regions, props["spacing"], case=case.case_id,
-                         patient=case.case_id, fold=self.folds_label, specificity_within=within)  # fmt: skip
+        return score_prediction(
+            labels, props, path, self.plan.labels, self.run.config.metrics.specificity_region,
+            case=case.case_id, patient=case.case_id, fold=self.folds_label,
+        )  # fmt: skip
 
     def run_batch(self, cases: list[CaseFiles], report: Callable[[str], None] = print, progress=None) -> BatchResult:
         """Predict every case; failures are collected, never raised."""
