@@ -21,9 +21,10 @@ import numpy as np
 import torch
 
 from adversarial_seg.atomic_files import atomic_write_bytes
+from adversarial_seg.errors import InputError
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InputError):
     """A checkpoint file is missing, unreadable, or holds something other than weights and state."""
 
 

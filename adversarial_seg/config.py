@@ -20,8 +20,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from adversarial_seg.errors import InputError
 
-class ConfigError(ValueError):
+
+class ConfigError(InputError):
     """A config the user wrote is wrong; the message names the key and the fix."""
 
 
@@ -235,7 +237,13 @@ def apply_override(raw: dict, assignment: str) -> None:
         if not isinstance(child, dict):
             raise ConfigError(f"--set '{assignment}': '{part}' is a value, not a section")
         node = child
-    node[parts[-1]] = yaml.safe_load(text)
+    try:
+        node[parts[-1]] = yaml.safe_load(text)
+    except yaml.YAMLError as exc:  # a tag (!!python/...) or broken syntax: safe_load refuses it
+        raise ConfigError(
+            f"--set '{assignment}': the value is not plain YAML ({exc.__class__.__name__}); "
+            "give a number, a word, or a [list] / {mapping}, and quote text with special characters"
+        ) from None
 
 
 def load_config(path: str | Path, overrides: list[str] = ()) -> Config:

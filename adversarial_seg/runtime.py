@@ -15,15 +15,17 @@ from typing import Any
 import numpy as np
 import torch
 
+from adversarial_seg.errors import InputError
+
 
 def resolve_device(name: str = "auto") -> torch.device:
     """``auto`` picks CUDA when available; ``cuda`` without a GPU is a user error."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu or auto")
+        raise InputError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu or auto")
     if name not in ("cpu", "cuda"):
-        raise ValueError(f"--device {name!r} is not one of auto, cpu, cuda")
+        raise InputError(f"--device {name!r} is not one of auto, cpu, cuda")
     return torch.device(name)
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from adversarial_seg.errors import InputError
 
-class DataError(ValueError):
+
+class DataError(InputError):
     """The dataset on disk is wrong; ``problems`` holds one sentence per problem (file + fix)."""
 
     def __init__(self, problems: list[str] | str):

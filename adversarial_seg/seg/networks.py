@@ -23,10 +23,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from adversarial_seg.errors import InputError
+
 MASK_ENCODINGS = ("onehot", "product", "scaled")
 
 
-class NetworkConfigError(ValueError):
+class NetworkConfigError(InputError):
     """A network name or keyword in the config is wrong; names the key and the fix."""
 
 

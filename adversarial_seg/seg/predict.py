@@ -32,6 +32,7 @@ from adversarial_seg.data.io import (
     write_label,
 )
 from adversarial_seg.data.layouts import CHANNEL_FILE, CaseRecord
+from adversarial_seg.errors import InputError
 from adversarial_seg.runtime import Precision
 from adversarial_seg.seg.inference import predict_native, write_probabilities
 from adversarial_seg.seg.postprocess import apply_postprocessing
@@ -39,10 +40,6 @@ from adversarial_seg.seg.run import TrainedRun, case_file
 from adversarial_seg.seg.scoring import score_prediction
 
 SUPPORTED = ".nii.gz, .nii, .mha, .mhd, .nrrd, .png, .jpg, .bmp"
-
-
-class InputError(ValueError):
-    """The inputs as a whole cannot be used (a path that does not exist, colliding case ids): exit 2."""
 
 
 @dataclass

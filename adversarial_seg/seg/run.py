@@ -21,6 +21,7 @@ from adversarial_seg.checkpoint import load_checkpoint
 from adversarial_seg.config import Config, ConfigError, config_from_mapping
 from adversarial_seg.data.io import split_suffix
 from adversarial_seg.data.transforms import DataPlan
+from adversarial_seg.errors import InputError
 from adversarial_seg.provenance import read_resolved_config
 from adversarial_seg.runtime import to_device
 
@@ -29,7 +30,7 @@ DATA_PLAN = "data_plan.json"
 POSTPROCESSING = Path("report") / "postprocessing.json"
 
 
-class RunStateError(ValueError):
+class RunStateError(InputError):
     """The run directory's state does not allow the requested work (exit code 2)."""
 
 

@@ -20,9 +20,10 @@ import numpy as np
 from sklearn.model_selection import GroupKFold, StratifiedGroupKFold
 
 from adversarial_seg.atomic_files import atomic_write_bytes
+from adversarial_seg.errors import InputError
 
 
-class SplitsError(ValueError):
+class SplitsError(InputError):
     """Splits cannot be made or do not fit the dataset; the message says why and what to do."""
 
 
