@@ -14,8 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from adversarial_seg.cli.common import EXIT_FAILED, EXIT_OK, add_device_argument, fail
-from adversarial_seg.config import ConfigError, load_config
+from adversarial_seg.cli.common import EXIT_FAILED, EXIT_OK, add_device_argument, guarded
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,40 +32,35 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    output = (args.output or Path("runs") / args.config.stem).resolve()
+    return guarded(
+        lambda: train(args, output),
+        f"finished folds and each fold's last epoch are kept in {output}; continue with the same command and --resume",
+    )
+
+
+def train(args: argparse.Namespace, output: Path) -> int:
     # Imported here so that --help and argument errors answer without loading torch.
-    from adversarial_seg.data.errors import DataError
-    from adversarial_seg.data.validate import validate_dataset
+    from adversarial_seg.config import load_config
     from adversarial_seg.provenance import git_commit
     from adversarial_seg.runtime import resolve_device
-    from adversarial_seg.seg.cross_validation import resolve_data, run_study
-    from adversarial_seg.seg.run import RunStateError
-    from adversarial_seg.seg.splits import SplitsError
+    from adversarial_seg.seg.study import prepare_study, run_study
 
     git_commit()  # the commit of the code this process runs, recorded in every run it writes
     started = time.perf_counter()
-    try:
-        config = load_config(args.config, args.overrides)
-        output = (args.output or Path("runs") / args.config.stem).resolve()
-        device = resolve_device(args.device)
-        config = resolve_data(config, output)
-        records = validate_dataset(config.data)
-    except (ConfigError, DataError, ValueError) as exc:
-        return fail(str(exc))
-    print(f"seg-train: {len(records)} cases from {config.data.root}, device {device}, output {output}")
-    try:
-        outcomes = run_study(
-            config, output, records, device,
-            only_fold=args.fold, resume=args.resume, progress=not args.no_progress and sys.stderr.isatty(),
-        )  # fmt: skip
-    except (RunStateError, SplitsError) as exc:
-        return fail(str(exc))
-    failed = [(o.plan.name, f.fold, f.message) for o in outcomes for f in o.failed]
+    config = load_config(args.config, args.overrides)
+    device = resolve_device(args.device)
+    study = prepare_study(config, output, resume=args.resume, only_fold=args.fold)
+    for warning in study.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"seg-train: {len(study.records)} cases from {study.config.data.root}, device {device}, output {output}")
+    outcomes = run_study(study, device, progress=not args.no_progress and sys.stderr.isatty())
     print(f"\nwall time {time.perf_counter() - started:.0f} s; report in {output}")
-    if failed:
-        for name, fold, message in failed:
-            print(f"error: {name} fold {fold} failed: {message}", file=sys.stderr)
-        return EXIT_FAILED
-    return EXIT_OK
+    failed = [f"{o.spec.name} fold {f.fold} failed: {f.message}" for o in outcomes for f in o.failed]
+    failed += [f"{o.spec.name} report failed: {o.report_error}" for o in outcomes if o.report_error]
+    for line in failed:
+        print(f"error: {line}", file=sys.stderr)
+    return EXIT_FAILED if failed else EXIT_OK
 
 
 if __name__ == "__main__":

@@ -94,10 +94,25 @@ def _visible_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
 
 
+def _is_utf8(name: str) -> bool:
+    """False for a name holding bytes that are not UTF-8 (Python decodes them as lone surrogates)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _index_by_stem(folder: Path, scan: LayoutScan, what: str) -> dict[str, Path]:
     """Supported files of ``folder`` by stem; duplicate stems and unknown endings are problems."""
     found: dict[str, list[Path]] = defaultdict(list)
     for path in _visible_files(folder):
+        if not _is_utf8(path.name):  # the case id goes into splits.json and cases.csv
+            scan.problems.append(
+                f"file name {path.name.encode('utf-8', 'surrogateescape')!r} in {folder} is not valid UTF-8; "
+                "rename it (the case id is the file name)"
+            )
+            continue
         stem, suffix = split_suffix(path)
         if not suffix:
             if path.suffix.lower() in (".raw", ".zraw"):  # MHD data files sit beside their header

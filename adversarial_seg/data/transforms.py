@@ -49,7 +49,7 @@ from monai.transforms import (
 )
 from monai.utils import MetaKeys, SpaceKeys
 
-from ..config import AUGMENTATIONS
+from ..config import AUGMENTATIONS, ConfigError
 from .io import read_image, read_label
 from .labels import LabelSet
 from .layouts import CaseRecord
@@ -132,12 +132,12 @@ def make_plan(data_cfg, records: list[CaseRecord]) -> DataPlan:
     spacing = tuple(float(s) for s in data_cfg.spacing) if data_cfg.spacing else None
     if file_dims == 2:
         if size is not None and len(size) != 2:
-            raise ValueError(f"data.size {list(size)} must have 2 entries (H, W) for 2D images")
+            raise ConfigError(f"data.size {list(size)} must have 2 entries (H, W) for 2D images; fix data.size")
         return DataPlan(label_set, 2, 2, None, size, None, None, reference, in_channels)
     if size is not None and len(size) == 3:
         return DataPlan(label_set, 3, 3, None, None, spacing, size, reference, in_channels)
     if size is not None and len(size) != 2:
-        raise ValueError(f"data.size {list(size)}: give 2 entries (2D slices) or 3 (3D patches)")
+        raise ConfigError(f"data.size {list(size)}: give 2 entries (2D slices) or 3 (3D patches)")
     axis = data_cfg.slice_axis if data_cfg.slice_axis is not None else default_slice_axis(props["affine"])
     return DataPlan(label_set, 3, 2, int(axis), size, spacing, None, reference, in_channels)
 

@@ -23,12 +23,21 @@ from .layouts import CaseRecord, scan_layout
 GEOMETRY_TOLERANCE_MM = 1e-3
 
 
-def validate_dataset(data_cfg) -> list[CaseRecord]:
-    """The dataset's cases, or DataError listing ALL problems found (one sentence each)."""
+def validate_dataset(data_cfg, warnings: list[str] | None = None) -> list[CaseRecord]:
+    """The dataset's cases, or DataError listing ALL problems found (one sentence each).
+
+    ``warnings`` (when given) receives one sentence per legal but useless property of the data,
+    e.g. a class that no mask holds: training would run and learn nothing about it.
+    """
     scan = scan_layout(data_cfg)
     if not scan.root.is_dir():
         raise DataError(scan.problems)
     problems = list(scan.problems)
+    if not scan.records and not problems:
+        raise DataError(
+            f"no cases found in {scan.root} (layout '{data_cfg.layout}'); put image and mask files with matching "
+            "names in it, or set data.layout to the dataset's layout (folder, msd, nnunet)"
+        )
     try:
         label_set = LabelSet.from_config(data_cfg)
     except ValueError as exc:
@@ -44,9 +53,10 @@ def validate_dataset(data_cfg) -> list[CaseRecord]:
     # Decoding releases the GIL (zlib, Pillow), so threads overlap the file reads.
     with ThreadPoolExecutor(max_workers=4) as pool:
         results = list(pool.map(lambda r: check_case(r, label_set, expected, reference), scan.records))
-    counts = {}
-    for record, (case_problems, channel_count) in zip(scan.records, results):
+    counts, present = {}, set()
+    for record, (case_problems, channel_count, values) in zip(scan.records, results):
         problems.extend(case_problems)
+        present |= values
         if channel_count is not None:
             counts[record.case_id] = channel_count
     if expected is None and counts:  # no declared count: the cases must at least agree
@@ -59,7 +69,25 @@ def validate_dataset(data_cfg) -> list[CaseRecord]:
                 )
     if problems:
         raise DataError(problems)
+    if warnings is not None:
+        warnings += absent_class_warnings(label_set, present, scan.root)
     return scan.records
+
+
+def absent_class_warnings(label_set: LabelSet, present: set[int], root: Path) -> list[str]:
+    """One sentence per region that no mask holds (all of them when every mask is background)."""
+    background = label_set.values[0]
+    if not present - {background}:
+        return [
+            f"every mask in {root} is background only; the model can only learn to predict background "
+            "(check data.labels and data.mask_threshold)"
+        ]
+    return [
+        f"no mask in {root} holds region '{name}' (label values {list(values)}); it cannot be learned "
+        "and its scores will be undefined"
+        for name, values in label_set.regions.items()
+        if not present & set(values)
+    ]
 
 
 def reference_channel_index(data_cfg, channel_names: list[str] | None) -> int:
@@ -71,7 +99,8 @@ def reference_channel_index(data_cfg, channel_names: list[str] | None) -> int:
 
 
 def check_case(record: CaseRecord, label_set: LabelSet, expected_channels: int | None, reference: int = 0):
-    """(problems, channel count or None) for one case; never raises for a data problem.
+    """(problems, channel count or None, label values present in the mask) for one case; never
+    raises for a data problem.
 
     ``reference``: index of the channel file whose grid the mask must share (one file holding
     all channels: 0).
@@ -101,16 +130,17 @@ def check_case(record: CaseRecord, label_set: LabelSet, expected_channels: int |
             reference = 0
         _check_channel_grids(images, reference, problems)
     if record.label_path is None:
-        return problems, channel_count
+        return problems, channel_count, set()
     label = _read(
         record.label_path,
         problems,
         lambda p: read_label(p, label_set.mask_threshold, label_set.foreground_value),
     )
     if label is None:
-        return problems, channel_count
+        return problems, channel_count, set()
     labels, label_props = label
-    undeclared = label_set.undeclared_values(labels)
+    values = {int(v) for v in np.unique(labels)}
+    undeclared = sorted(v for v in values if v not in label_set.values)
     if undeclared:
         declared = dict(zip(label_set.names, label_set.values))
         problems.append(
@@ -125,7 +155,7 @@ def check_case(record: CaseRecord, label_set: LabelSet, expected_channels: int |
                 f"mask {record.label_path} does not line up with image {reference_path} ({mismatch}); "
                 "resample the mask onto the image grid"
             )
-    return problems, channel_count
+    return problems, channel_count, values
 
 
 def geometry_mismatch(expected: dict, actual: dict) -> str | None:

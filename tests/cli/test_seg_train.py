@@ -21,8 +21,8 @@ from adversarial_seg.data.phantoms import (
 )
 from adversarial_seg.data.validate import validate_dataset
 from adversarial_seg.provenance import git_commit
-from adversarial_seg.seg.cross_validation import prepare_splits
 from adversarial_seg.seg.metrics import CASE_COLUMNS
+from adversarial_seg.seg.study import plan_splits
 
 from ..data.conftest import shared_dataset
 
@@ -184,7 +184,7 @@ def test_stratified_folds_balance_the_stratum(tmp_path):
     root = write_skin_phantoms(tmp_path / "skin", cases=20, seed=0, size=(32, 48))
     config = config_from_mapping({"data": phantom_data_config("skin", root), "cv": {"folds": 4}})
     records = validate_dataset(config.data)
-    folds = prepare_splits(config, tmp_path / "run", records)
+    folds = plan_splits(config, tmp_path / "run", records)
     stratum = {r.case_id: r.stratum for r in records}
     for name in set(stratum.values()):
         per_fold = [sum(stratum[c] == name for c in f["val"]) for f in folds]

@@ -1,0 +1,194 @@
+"""One fold of one run: train the segmentor (on the GAN core), predict the fold's validation
+cases in their native geometry, score them, and mark the fold done.
+
+A fold is done when its ``fold_done.json`` exists; an unfinished fold resumes from
+``checkpoint_last.pt`` exactly (the core ``Trainer``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from adversarial_seg.atomic_files import atomic_write_bytes
+from adversarial_seg.checkpoint import load_checkpoint, save_checkpoint
+from adversarial_seg.data.dataset import build_training_dataset, prepare_case, write_prediction
+from adversarial_seg.data.labels import LabelSet
+from adversarial_seg.data.transforms import DataPlan
+from adversarial_seg.gan.trainer import Trainer, seeded_loader
+from adversarial_seg.plots import plot_training_curves
+from adversarial_seg.provenance import git_commit
+from adversarial_seg.runtime import Precision, derived_seed, seed_everything, to_device
+from adversarial_seg.seg.inference import predict_native, write_probabilities
+from adversarial_seg.seg.run import FOLD_DONE, RunSpec
+from adversarial_seg.seg.scoring import score_prediction
+from adversarial_seg.seg.splits import inner_split
+from adversarial_seg.seg.summary import write_cases_csv
+from adversarial_seg.seg.task import build_segmentation_step
+
+
+@dataclass
+class FoldOutcome:
+    fold: int
+    status: str  # "trained", "skipped" (already done), "failed"
+    seconds: float = 0.0
+    message: str = ""
+
+
+def fold_cases(config, folds: list[dict], fold: int, records: dict) -> tuple[list[str], list[str], list[str] | None]:
+    """(training cases, validation = test cases, inner selection cases or None) of one fold.
+
+    With ``train.select: inner_val`` a grouped inner split of the training cases chooses the
+    checkpoint (DESIGN.md, "Model selection"); SplitsError when a fold has too few patients.
+    """
+    train, val = folds[fold]["train"], folds[fold]["val"]
+    if config.train.select != "inner_val":
+        return train, val, None
+    groups = [records[c].patient for c in train]
+    inner_train, inner_val = inner_split(train, groups, seed=derived_seed(config.cv.seed, fold, "inner"))
+    return inner_train, val, inner_val
+
+
+class FoldRunner:
+    """Trains one fold of one run, predicts its validation cases and scores them."""
+
+    def __init__(self, spec: RunSpec, folds, records, data_plan: DataPlan, device, progress: bool, print_fn=print):
+        self.spec = spec
+        self.config = spec.config
+        self.folds = folds
+        self.records = {r.case_id: r for r in records}
+        self.data_plan = data_plan
+        self.labels = data_plan.labels
+        self.device = device
+        self.precision = Precision.for_device(device, self.config.train.amp)
+        self.progress = progress
+        self.print = print_fn
+
+    def fold_dir(self, fold: int) -> Path:
+        return self.spec.run_dir / f"fold_{fold}"
+
+    def run(self, fold: int) -> FoldOutcome:
+        fold_dir = self.fold_dir(fold)
+        if (fold_dir / FOLD_DONE).is_file():
+            return FoldOutcome(fold, "skipped")
+        started = time.perf_counter()
+        train_ids, val_ids, select_ids = fold_cases(self.config, self.folds, fold, self.records)
+        model, earlier = self.train(fold, train_ids, select_ids or val_ids, select=select_ids is not None)
+        rows = self.predict_and_score(fold, model, val_ids)
+        write_cases_csv(rows, fold_dir / "cases.csv")
+        seconds = time.perf_counter() - started + earlier
+        done = {"fold": fold, "seconds": round(seconds, 1), "train": len(train_ids), "val": len(val_ids),
+                "git_commit": git_commit()}  # fmt: skip
+        atomic_write_bytes(fold_dir / FOLD_DONE, json.dumps(done).encode())
+        return FoldOutcome(fold, "trained", seconds)
+
+    def train(self, fold: int, train_ids, monitor_ids, select: bool) -> tuple[torch.nn.Module, float]:
+        """The fold's segmentor, and the seconds of the epochs an interrupted earlier process ran."""
+        cfg, fold_dir, data_plan = self.config, self.fold_dir(fold), self.data_plan
+        train_records = [self.records[c] for c in train_ids]
+        monitor_records = [self.records[c] for c in monitor_ids]
+        dataset = build_training_dataset(train_records, cfg.data, augment=cfg.train.augmentations, plan=data_plan)
+        monitor = build_training_dataset(monitor_records, cfg.data, augment=(), plan=data_plan)
+        in_channels = dataset[0]["image"].shape[0]
+        seed_everything(derived_seed(cfg.seed, fold, "init"))
+        step = build_segmentation_step(
+            cfg, data_plan.model_dims, in_channels, self.labels.num_classes, self.device, self.precision
+        )
+        scheduler = torch.optim.lr_scheduler.PolynomialLR(step.optimizer_g, total_iters=cfg.train.epochs, power=0.9)
+        best = {"score": -math.inf}
+
+        def evaluate(epoch: int) -> dict:
+            scores = monitor_dsc(step.task.generator, monitor, self.labels, self.device, self.precision)
+            if select:
+                score = np.nanmean(list(scores.values())) if scores else -math.inf
+                if score > best["score"]:
+                    best["score"] = score
+                    save_checkpoint(
+                        {"segmentor": step.task.generator.state_dict(), "epoch": epoch + 1, "score": float(score)},
+                        fold_dir / "checkpoint_best.pt",
+                    )
+            return scores
+
+        def on_epoch_end(epoch: int, row: dict) -> None:
+            plot_training_curves(trainer.history, fold_dir / "progress.png", f"{self.spec.name} fold {fold}")
+
+        trainer = Trainer(
+            step,
+            make_loader=lambda epoch: seeded_loader(
+                dataset,
+                cfg.train.batch_size,
+                cfg.seed,
+                (fold,),
+                epoch,
+                num_workers=cfg.train.num_workers,
+                drop_last=len(dataset) > cfg.train.batch_size,
+            ),  # fmt: skip
+            run_dir=fold_dir,
+            seed=cfg.seed,
+            stream=(fold,),
+            device=self.device,
+            d_steps=cfg.train.d_steps,
+            schedulers={"lr_g": scheduler},
+            evaluate=evaluate,
+            on_epoch_end=on_epoch_end,
+            print_fn=lambda line: self.print(f"[{self.spec.name} fold {fold}] {line}"),
+            progress=self.progress,
+            extra_state={"config_hash": cfg.digest()},
+        )
+        earlier = 0.0
+        if trainer.resume():
+            self.print(f"[{self.spec.name} fold {fold}] resumed after epoch {trainer.epochs_done}")
+            earlier = sum(row.get("seconds", 0.0) for row in trainer.history)
+            if select and (fold_dir / "checkpoint_best.pt").is_file():
+                best["score"] = load_checkpoint(fold_dir / "checkpoint_best.pt")["score"]
+        trainer.fit(cfg.train.epochs)
+        model = step.task.generator
+        if select:
+            model.load_state_dict(load_checkpoint(fold_dir / "checkpoint_best.pt")["segmentor"])
+        return model, earlier
+
+    def predict_and_score(self, fold: int, model, val_ids) -> list[dict]:
+        """Predict each validation case in its native geometry and label values; one row per region."""
+        out_dir = self.fold_dir(fold) / "predictions"
+        rows = []
+        for case in val_ids:
+            record = self.records[case]
+            inputs = prepare_case(record, self.data_plan)
+            native = predict_native([model], inputs, self.config, self.device, self.precision)
+            prediction = write_prediction(out_dir / f"{case}{inputs.suffix}", native, inputs)
+            write_probabilities(out_dir / f"{case}.npz", native)
+            rows += score_prediction(
+                prediction, inputs.props, record.label_path, self.labels, self.config.metrics.specificity_region,
+                case=case, patient=record.patient, fold=fold,
+            )  # fmt: skip
+        return rows
+
+
+@torch.no_grad()
+def monitor_dsc(model, dataset, labels: LabelSet, device, precision: Precision, batch_size: int = 16) -> dict:
+    """DSC per region pooled over every voxel of ``dataset`` on the training grid.
+
+    A cheap per-epoch curve for ``log.csv``. With ``train.select: last`` it is computed on the
+    fold's validation cases and chooses nothing; with ``inner_val`` it is the selection score.
+    """
+    model.eval()
+    counts = {name: np.zeros(3) for name in labels.regions}  # tp, pred, ref
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    class_values = torch.tensor(labels.values)
+    for batch in loader:
+        image = to_device(batch["image"], device)
+        with precision.autocast():
+            pred = model(image).argmax(1).cpu()
+        pred_values, ref_values = class_values[pred], class_values[batch["label"][:, 0].long()]
+        for name, values in labels.regions.items():
+            values = torch.tensor(values)
+            p, r = torch.isin(pred_values, values), torch.isin(ref_values, values)
+            counts[name] += [float((p & r).sum()), float(p.sum()), float(r.sum())]
+    model.train()
+    return {f"dsc_{name}": (2 * c[0] / (c[1] + c[2]) if c[2] > 0 else math.nan) for name, c in counts.items()}
