@@ -80,7 +80,9 @@ def scaled_encoding(onehot: torch.Tensor, probs: torch.Tensor, tau: float = 0.9)
 class MaskDiscriminator(nn.Module):
     """PatchGAN (MONAI ``PatchDiscriminator``) on an encoded (image, mask) pair.
 
-    forward(image (B, C, *S), mask (B, K, *S)) -> patch logits (B, 1, *s).
+    It owns the whole encoding of a pair: ``expert_mask`` and ``predicted_mask`` turn class
+    indices and logits into the (B, K, *S) masks it judges, ``forward`` combines them with the
+    image. forward(image (B, C, *S), mask (B, K, *S)) -> patch logits (B, 1, *s).
     """
 
     def __init__(
@@ -110,6 +112,19 @@ class MaskDiscriminator(nn.Module):
             fixed,
             {"channels": channels, "num_layers_d": num_layers_d, "norm": norm, **kwargs},
         )
+
+    @staticmethod
+    def predicted_mask(logits: torch.Tensor) -> torch.Tensor:
+        """The segmentor's class probabilities (B, K, *S), in float32 for a stable softmax under AMP."""
+        return torch.softmax(logits.float(), dim=1)
+
+    def expert_mask(self, label: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """The expert mask (B, 1, *S) class indices, encoded as D sees it: one-hot, or for ``scaled``
+        softened towards the (detached) prediction so both masks are soft (Luc et al. 2016)."""
+        onehot = F.one_hot(label[:, 0].long(), logits.shape[1]).movedim(-1, 1).float()
+        if self.mask_encoding == "scaled":
+            return scaled_encoding(onehot, self.predicted_mask(logits))
+        return onehot
 
     def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         if self.input_scale < 1:

@@ -18,7 +18,7 @@ from adversarial_seg.config import Config
 from adversarial_seg.gan.step import AdversarialStep, StepConfig
 from adversarial_seg.gan.task import AdversarialTask
 from adversarial_seg.runtime import Precision, to_device
-from adversarial_seg.seg.networks import MaskDiscriminator, build_segmentor, scaled_encoding
+from adversarial_seg.seg.networks import MaskDiscriminator, build_segmentor
 
 
 def supervised_loss_fn(name: str):
@@ -47,17 +47,11 @@ class SegmentationTask(AdversarialTask):
     def generate(self, batch):
         return self.generator(batch["image"])
 
-    def _onehot(self, label: torch.Tensor) -> torch.Tensor:
-        return F.one_hot(label[:, 0], self.num_classes).movedim(-1, 1).float()
-
     def real_sample(self, batch, generated):
-        onehot = self._onehot(batch["label"])
-        if self.discriminator.mask_encoding == "scaled":
-            return scaled_encoding(onehot, torch.softmax(generated.float(), dim=1))
-        return onehot
+        return self.discriminator.expert_mask(batch["label"], generated)
 
     def fake_sample(self, batch, generated):
-        return torch.softmax(generated.float(), dim=1)
+        return self.discriminator.predicted_mask(generated)
 
     def discriminate(self, batch, sample):
         return self.discriminator(batch["image"], sample)
