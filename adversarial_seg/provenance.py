@@ -12,6 +12,7 @@ import yaml
 
 from adversarial_seg import __version__
 from adversarial_seg.atomic_files import atomic_write_bytes
+from adversarial_seg.errors import InputError
 
 LIBRARIES = ("torch", "monai", "numpy", "nibabel", "SimpleITK", "scikit-learn", "pydantic")
 
@@ -61,7 +62,14 @@ def write_resolved_config(config, path: Path, **extra) -> None:
 
 
 def read_resolved_config(path: Path) -> tuple[dict, dict]:
-    """(config mapping, provenance) from a run's ``config.yaml``."""
-    body = yaml.safe_load(Path(path).read_text())
+    """(config mapping, provenance) from a run's ``config.yaml``; InputError naming the file when it
+    is not readable YAML holding a mapping (a truncated or hand-broken file)."""
+    fix = "restore it from a copy of the run (seg-train writes it when the run starts)"
+    try:
+        body = yaml.safe_load(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise InputError(f"{path} cannot be read as YAML ({exc.__class__.__name__}); {fix}") from None
+    if not isinstance(body, dict) or not isinstance(body.get("provenance", {}), dict):
+        raise InputError(f"{path} does not hold a run's config (a mapping of sections); {fix}")
     provenance = body.pop("provenance", {})
     return body, provenance

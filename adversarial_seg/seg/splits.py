@@ -51,12 +51,16 @@ def fold_splits(
         names = sorted(set(groups))
         relabel = dict(zip(names, rng.permutation(len(names))))
         parts = GroupKFold(n_splits=k).split(index, groups=[relabel[g] for g in groups])
-    folds = []
-    for fold, (train_idx, val_idx) in enumerate(parts):
-        folds.append(
-            {"fold": fold, "train": [cases[i] for i in sorted(train_idx)], "val": [cases[i] for i in sorted(val_idx)]}
-        )
-    return folds
+    try:
+        parts = list(parts)
+    except ValueError as exc:  # scikit-learn: more folds than the members of every stratum
+        raise SplitsError(
+            f"cv.folds = {k} cannot be stratified on data.stratify ({exc}); lower cv.folds or drop data.stratify"
+        ) from None
+    return [
+        {"fold": fold, "train": [cases[i] for i in sorted(train_idx)], "val": [cases[i] for i in sorted(val_idx)]}
+        for fold, (train_idx, val_idx) in enumerate(parts)
+    ]
 
 
 def inner_split(

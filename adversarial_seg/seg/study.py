@@ -18,12 +18,14 @@ from pathlib import Path
 import torch
 
 from adversarial_seg.atomic_files import atomic_write_bytes
+from adversarial_seg.checkpoint import load_checkpoint
 from adversarial_seg.config import Config, ConfigError, config_from_mapping
 from adversarial_seg.data.labels import LabelSet
 from adversarial_seg.data.layouts import CaseRecord
 from adversarial_seg.data.transforms import DataPlan, make_plan
 from adversarial_seg.data.validate import validate_dataset
 from adversarial_seg.errors import InputError, describe_os_error
+from adversarial_seg.gan.trainer import CHECKPOINT_LAST
 from adversarial_seg.provenance import read_resolved_config, write_resolved_config
 from adversarial_seg.runtime import Precision
 from adversarial_seg.seg.fold import FoldOutcome, FoldRunner, fold_cases
@@ -152,27 +154,22 @@ def check_run_dir(spec: RunSpec, resume: bool, only_fold: int | None) -> None:
     """Refuse to overwrite: a run made with another config, or unfinished folds without --resume."""
     config_path = spec.run_dir / "config.yaml"
     if config_path.is_file():
-        try:
-            _, provenance = read_resolved_config(config_path)
-        except (OSError, ValueError) as exc:  # yaml errors are ValueErrors
-            raise RunStateError(
-                f"{config_path} cannot be read ({exc.__class__.__name__}); restore it, or choose another --output"
-            ) from None
+        _, provenance = read_resolved_config(config_path)
         if provenance.get("config_hash") != spec.config.digest():
             raise RunStateError(
                 f"{spec.run_dir} holds a run made with a different config (config.yaml); "
                 "choose another --output, or delete that folder to start over"
             )
-    if resume:
-        return
     for fold_dir in sorted(spec.run_dir.glob("fold_*")):
         fold = int(fold_dir.name.split("_")[1])
-        if only_fold is not None and fold != only_fold:
+        checkpoint = fold_dir / CHECKPOINT_LAST
+        if only_fold is not None and fold != only_fold or (fold_dir / FOLD_DONE).is_file() or not checkpoint.is_file():
             continue
-        if (fold_dir / "checkpoint_last.pt").is_file() and not (fold_dir / FOLD_DONE).is_file():
+        if not resume:
             raise RunStateError(
                 f"{fold_dir} holds an unfinished fold; pass --resume to continue it, or choose another --output"
             )
+        load_checkpoint(checkpoint)  # a truncated or tampered checkpoint is refused before any fold trains
 
 
 def resolve_data(config: Config, output: Path) -> Config:
