@@ -14,6 +14,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -198,12 +199,17 @@ def valid_keys(model: type[BaseModel], loc: tuple) -> list[str]:
     return list(getattr(current, "model_fields", {}))
 
 
-def describe_error(error: dict, source: str, model: type[BaseModel] | None = None) -> str:
-    """One sentence for one pydantic error of ``model`` (default ``Config``): the key, and for an
-    unknown key the closest valid one. Shared by every config model (the GAN config too)."""
-    if not error["loc"]:  # a rule across keys (model validator): its message names the keys
-        return f"{source}: {error['msg'].removeprefix('Value error, ')}"
+Source = str | Callable[[tuple], str]  # a name, or key location -> where its value came from
+
+
+def describe_error(error: dict, source: Source, model: type[BaseModel] | None = None) -> str:
+    """One sentence for one pydantic error of ``model`` (default ``Config``): where the value came
+    from, the key, and for an unknown key the closest valid one. Shared by every config model."""
     loc = tuple(error["loc"])
+    if callable(source):
+        source = source(loc)
+    if not loc:  # a rule across keys (model validator): its message names the keys
+        return f"{source}: {error['msg'].removeprefix('Value error, ')}"
     key = ".".join(str(p) for p in loc)
     if error["type"] == "extra_forbidden":
         options = valid_keys(model or Config, loc)
@@ -217,7 +223,7 @@ def describe_error(error: dict, source: str, model: type[BaseModel] | None = Non
     return f"{source}: key '{key}': {error['msg']} (got {error.get('input')!r})"
 
 
-def config_from_mapping(raw: dict | None, source: str = "config") -> Config:
+def config_from_mapping(raw: dict | None, source: Source = "config") -> Config:
     """Validate a raw mapping; every problem is listed in one ConfigError."""
     try:
         return Config.model_validate(raw or {})
@@ -248,7 +254,28 @@ def apply_override(raw: dict, assignment: str) -> None:
 
 def load_config(path: str | Path, overrides: list[str] = ()) -> Config:
     """Read a YAML config, apply ``--set`` overrides and validate."""
-    return config_from_mapping(read_config_mapping(path, overrides), source=str(path))
+    return config_from_mapping(read_config_mapping(path, overrides), source=value_source(path, overrides))
+
+
+def value_source(path: str | Path, overrides: list[str] = ()) -> Callable[[tuple], str]:
+    """Where the value at a key location came from: the ``--set`` that gave it (or a section above
+    it), else the file. Errors then blame what the user actually typed.
+
+    >>> value_source("a.yaml", ["train.epochs=x"])(("train", "epochs"))
+    "--set 'train.epochs=x'"
+    >>> value_source("a.yaml", ["train.epochs=x"])(("train", "batch_size"))
+    'a.yaml'
+    """
+    given = {tuple(a.split("=", 1)[0].strip().split(".")): a for a in overrides if "=" in a}
+
+    def source(loc: tuple) -> str:
+        parts = tuple(str(p) for p in loc)
+        for n in range(len(parts), 0, -1):
+            if parts[:n] in given:
+                return f"--set '{given[parts[:n]]}'"
+        return str(path)
+
+    return source
 
 
 def read_config_mapping(path: str | Path, overrides: list[str] = ()) -> dict:

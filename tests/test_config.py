@@ -52,3 +52,14 @@ def test_regions_must_use_declared_labels():
 def test_network_kwargs_pass_through():
     cfg = config_from_mapping({"model": {"segmentor": {"name": "BasicUNet", "features": [8, 8, 16, 32, 64, 8]}}})
     assert cfg.model.segmentor.kwargs() == {"features": [8, 8, 16, 32, 64, 8]}
+
+
+def test_errors_blame_the_set_that_gave_the_value_not_the_file(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("train: {epoch: 2}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, ["train.batch_size=many", "cv.fold=3"])
+    lines = str(caught.value).splitlines()
+    assert f"{path}: unknown key 'train.epoch'; did you mean 'train.epochs'?" in lines
+    assert "--set 'cv.fold=3': unknown key 'cv.fold'; did you mean 'cv.folds'?" in lines
+    assert any(line.startswith("--set 'train.batch_size=many': key 'train.batch_size'") for line in lines)

@@ -23,7 +23,7 @@ from typing import Literal
 
 from pydantic import Field, ValidationError, model_validator
 
-from adversarial_seg.config import ConfigError, StrictModel, describe_error, read_config_mapping
+from adversarial_seg.config import ConfigError, Source, StrictModel, describe_error, read_config_mapping, value_source
 
 VARIANTS = ("vanilla", "dcgan", "cgan", "infogan", "wgan", "wgan_gp")
 LOSSES = ("minimax", "non_saturating", "least_squares", "hinge", "wasserstein")
@@ -146,7 +146,7 @@ def _merge(base: dict, extra: dict) -> dict:
     return out
 
 
-def gan_config_from_mapping(raw: dict | None, source: str = "config") -> GANConfig:
+def gan_config_from_mapping(raw: dict | None, source: Source = "config") -> GANConfig:
     """Validate a raw mapping after filling in the variant's defaults; one ConfigError lists every problem."""
     raw = dict(raw or {})
     variant = raw.get("variant", "vanilla")
@@ -160,4 +160,4 @@ def gan_config_from_mapping(raw: dict | None, source: str = "config") -> GANConf
 
 def load_gan_config(path: str | Path, overrides: list[str] = ()) -> GANConfig:
     """Read a YAML config, apply ``--set`` overrides, fill the variant's defaults and validate."""
-    return gan_config_from_mapping(read_config_mapping(path, overrides), source=str(path))
+    return gan_config_from_mapping(read_config_mapping(path, overrides), source=value_source(path, overrides))
