@@ -21,11 +21,12 @@ from adversarial_seg.checkpoint import load_checkpoint, save_checkpoint
 from adversarial_seg.data.dataset import build_training_dataset, prepare_case, write_prediction
 from adversarial_seg.data.labels import LabelSet
 from adversarial_seg.data.transforms import DataPlan
-from adversarial_seg.gan.trainer import Trainer, seeded_loader
+from adversarial_seg.gan.trainer import Trainer, format_epoch_line, seeded_loader
 from adversarial_seg.plots import plot_training_curves
 from adversarial_seg.provenance import git_commit
 from adversarial_seg.runtime import Precision, derived_seed, seed_everything, to_device
 from adversarial_seg.seg.inference import predict_native, write_probabilities
+from adversarial_seg.seg.progress import StudyClock
 from adversarial_seg.seg.run import FOLD_DONE, RunSpec
 from adversarial_seg.seg.scoring import score_prediction
 from adversarial_seg.seg.splits import inner_split
@@ -58,8 +59,21 @@ def fold_cases(config, folds: list[dict], fold: int, records: dict) -> tuple[lis
 class FoldRunner:
     """Trains one fold of one run, predicts its validation cases and scores them."""
 
-    def __init__(self, spec: RunSpec, folds, records, data_plan: DataPlan, device, progress: bool, print_fn=print):
+    def __init__(
+        self,
+        spec: RunSpec,
+        folds,
+        records,
+        data_plan: DataPlan,
+        device,
+        progress: bool,
+        print_fn=print,
+        clock: StudyClock | None = None,
+        label: str | None = None,
+    ):
         self.spec = spec
+        self.clock = clock or StudyClock(0)
+        self.label = label or spec.name  # e.g. "hybrid_seed1 (run 3/4)"
         self.config = spec.config
         self.folds = folds
         self.records = {r.case_id: r for r in records}
@@ -70,6 +84,9 @@ class FoldRunner:
         self.progress = progress
         self.print = print_fn
 
+    def prefix(self, fold: int) -> str:
+        return f"[{self.label}, fold {fold + 1}/{len(self.folds)}]"
+
     def fold_dir(self, fold: int) -> Path:
         return self.spec.run_dir / f"fold_{fold}"
 
@@ -79,6 +96,10 @@ class FoldRunner:
             return FoldOutcome(fold, "skipped")
         started = time.perf_counter()
         train_ids, val_ids, select_ids = fold_cases(self.config, self.folds, fold, self.records)
+        self.print(
+            f"{self.prefix(fold)} {len(train_ids)} training and {len(val_ids)} validation cases, "
+            f"{self.config.train.epochs} epochs, into {fold_dir}"
+        )
         model, earlier = self.train(fold, train_ids, select_ids or val_ids, select=select_ids is not None)
         rows = self.predict_and_score(fold, model, val_ids)
         write_cases_csv(rows, fold_dir / "cases.csv")
@@ -116,6 +137,8 @@ class FoldRunner:
             return scores
 
         def on_epoch_end(epoch: int, row: dict) -> None:
+            self.clock.epoch_done()
+            self.print(f"{self.prefix(fold)} {format_epoch_line(row, cfg.train.epochs)}  ({self.clock.status()})")
             plot_training_curves(trainer.history, fold_dir / "progress.png", f"{self.spec.name} fold {fold}")
 
         trainer = Trainer(
@@ -137,13 +160,13 @@ class FoldRunner:
             schedulers={"lr_g": scheduler},
             evaluate=evaluate,
             on_epoch_end=on_epoch_end,
-            print_fn=lambda line: self.print(f"[{self.spec.name} fold {fold}] {line}"),
+            print_fn=None,  # on_epoch_end prints the line with the study's progress
             progress=self.progress,
             extra_state={"config_hash": cfg.digest()},
         )
         earlier = 0.0
         if trainer.resume():
-            self.print(f"[{self.spec.name} fold {fold}] resumed after epoch {trainer.epochs_done}")
+            self.print(f"{self.prefix(fold)} resumed after epoch {trainer.epochs_done}")
             earlier = sum(row.get("seconds", 0.0) for row in trainer.history)
             if select and (fold_dir / "checkpoint_best.pt").is_file():
                 best["score"] = load_checkpoint(fold_dir / "checkpoint_best.pt")["score"]

@@ -30,6 +30,7 @@ from adversarial_seg.provenance import read_resolved_config, write_resolved_conf
 from adversarial_seg.runtime import Precision
 from adversarial_seg.seg.fold import FoldOutcome, FoldRunner, fold_cases
 from adversarial_seg.seg.inference import window_divisor
+from adversarial_seg.seg.progress import StudyClock, epochs_logged
 from adversarial_seg.seg.report import assemble_report
 from adversarial_seg.seg.run import FOLD_DONE, RunSpec, RunStateError, write_data_plan
 from adversarial_seg.seg.splits import check_splits, fold_splits, read_splits, write_splits
@@ -242,17 +243,19 @@ def run_study(study: Study, device: torch.device, progress: bool = True, print_f
     next fold starts; what it wrote stays (its checkpoint, for --resume).
     """
     write_splits(study.folds, study.output / "splits.json")
+    folds = [study.only_fold] if study.only_fold is not None else list(range(len(study.folds)))
+    clock = StudyClock(epochs_left(study, folds))
     outcomes = []
-    for spec in study.runs:
+    for index, spec in enumerate(study.runs):
         spec.run_dir.mkdir(parents=True, exist_ok=True)
         if spec.run_dir != study.output:
             write_splits(study.folds, spec.run_dir / "splits.json")
         if not (spec.run_dir / "config.yaml").is_file():  # a resume keeps the provenance of the start
             write_resolved_config(spec.config, spec.run_dir / "config.yaml", seed=spec.config.seed)
         write_data_plan(study.data_plan, spec.run_dir)
-        runner = FoldRunner(spec, study.folds, study.records, study.data_plan, device, progress, print_fn)
+        label = spec.name + (f" (run {index + 1}/{len(study.runs)})" if len(study.runs) > 1 else "")
+        runner = FoldRunner(spec, study.folds, study.records, study.data_plan, device, progress, print_fn, clock, label)
         outcome = RunOutcome(spec)
-        folds = [study.only_fold] if study.only_fold is not None else range(len(study.folds))
         for fold in folds:
             try:
                 outcome.folds.append(runner.run(fold))
@@ -270,6 +273,17 @@ def run_study(study: Study, device: torch.device, progress: bool = True, print_f
             print_fn(format_table(outcome.summary["classes"]))
         outcomes.append(outcome)
     return outcomes
+
+
+def epochs_left(study: Study, folds: list[int]) -> int:
+    """Epochs still to train over every run and the given folds (finished folds count 0)."""
+    total = 0
+    for spec in study.runs:
+        for fold in folds:
+            fold_dir = spec.run_dir / f"fold_{fold}"
+            if not (fold_dir / FOLD_DONE).is_file():
+                total += max(spec.config.train.epochs - epochs_logged(fold_dir), 0)
+    return total
 
 
 def _one_line(exc: BaseException) -> str:
