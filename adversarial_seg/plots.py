@@ -11,6 +11,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from adversarial_seg.atomic_files import atomic_write_bytes  # noqa: E402
 
@@ -38,16 +39,23 @@ Panels = Sequence[tuple[str, Callable[[str], bool]]]
 
 TRAINING_PANELS: Panels = (
     ("loss", lambda k: k.startswith("loss") or k == "gradient_penalty"),
-    ("discriminator", lambda k: k in ("d_real", "d_fake", "grad_ratio_adv_sup")),
+    # D's outputs (near 0..1) and the gradient ratio (often 3..5) on one axis would flatten D's curves
+    ("discriminator outputs", lambda k: k in ("d_real", "d_fake")),
+    ("adversarial / supervised gradient", lambda k: k == "grad_ratio_adv_sup"),
     ("validation", lambda k: k.startswith("val_")),
 )
 
 
-def plot_history(rows: list[dict], path: Path, panels: Panels, title: str = "", panel_width: float = 4.5) -> None:
-    """One panel per (name, column filter) that matches a column of ``rows``, against the epoch."""
+def panel_columns(rows: list[dict], panels: Panels) -> list[tuple[str, list[str]]]:
+    """(panel name, the columns of ``rows`` it draws) for every panel that has any."""
     keys = list(dict.fromkeys(k for r in rows for k in r))
     chosen = [(name, [k for k in keys if pick(k)]) for name, pick in panels]
-    chosen = [(name, ks) for name, ks in chosen if ks]
+    return [(name, ks) for name, ks in chosen if ks]
+
+
+def plot_history(rows: list[dict], path: Path, panels: Panels, title: str = "", panel_width: float = 4.5) -> None:
+    """One panel per (name, column filter) that matches a column of ``rows``, against the epoch."""
+    chosen = panel_columns(rows, panels)
     fig, axes = plt.subplots(1, len(chosen), figsize=(panel_width * len(chosen), 3.4), squeeze=False)
     for ax, (name, ks) in zip(axes[0], chosen):
         for key in ks:
@@ -55,6 +63,7 @@ def plot_history(rows: list[dict], path: Path, panels: Panels, title: str = "", 
             ax.plot(x, y, label=key, marker="." if len(x) < 30 else None)
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     if title:
@@ -64,5 +73,5 @@ def plot_history(rows: list[dict], path: Path, panels: Panels, title: str = "", 
 
 
 def plot_training_curves(rows: list[dict], path: Path, title: str = "") -> None:
-    """Every loss term; D(real) / D(fake) and the gradient ratio; validation metrics."""
+    """Every loss term; D(real) / D(fake); the gradient ratio; validation metrics (one panel each)."""
     plot_history(rows, path, TRAINING_PANELS, title)
