@@ -184,7 +184,10 @@ def resolve_data(config: Config, output: Path) -> Config:
             update={"data": data.model_copy(update={"root": Path(data.root).expanduser().resolve()})}
         )
     if data.synthetic is None:
-        raise ConfigError("data.root is not set; point it at a dataset folder, or set data.synthetic to use phantoms")
+        raise ConfigError(
+            "data.root is not set; give the dataset folder with --set data.root=/path/to/dataset (docs/data.md says "
+            "which datasets each config fits and where they come from), or set data.synthetic to train on phantoms"
+        )
     root = (output / "data").resolve()
     marker = root / ".phantoms_complete"
     if marker.is_file():
