@@ -58,6 +58,70 @@ def provenance_block(evaluations) -> list:
     return [("table", header, rows)]
 
 
+def class_warnings(name: str, rows: list[dict]) -> list[str]:
+    """Sentences for a class the model never predicted, or that no reference holds (one run's rows).
+
+    >>> class_warnings("lesion", [{"class": "lesion", "pred_voxels": 0, "ref_voxels": 5}])
+    ["class 'lesion' was never predicted in any of 1 cases (its reference holds voxels in 1): the model did not learn it"]
+    """
+    rows = [r for r in rows if r["class"] == name]
+    predicted = sum(int(r["pred_voxels"]) > 0 for r in rows)
+    present = sum(int(r["ref_voxels"]) > 0 for r in rows)
+    found = []
+    if rows and not present:
+        found.append(
+            f"class '{name}' is absent from every reference of the {len(rows)} cases: nothing to learn or score"
+        )
+    elif rows and not predicted:
+        found.append(
+            f"class '{name}' was never predicted in any of {len(rows)} cases (its reference holds voxels in "
+            f"{present}): the model did not learn it"
+        )
+    return found
+
+
+def one_structure_per_case(rows: list[dict]) -> bool:
+    """True when every non-empty reference of a class is one connected component (an organ such as
+    the gland), where "lesion" detection would be the wrong word."""
+    counted = [int(r["ref_lesions"]) for r in rows if "ref_lesions" in r and int(r["ref_voxels"]) > 0]
+    return bool(counted) and all(n == 1 for n in counted)
+
+
+def components_text(lesions: dict, organ: bool, lesion_overlap: float) -> str:
+    """The connected-component paragraph: lesion wording, or structure wording for an organ."""
+    if organ:
+        return (
+            f"Connected components: the reference is one structure in every case; the prediction overlaps at "
+            f"least {lesion_overlap:.0%} of it in {lesions['detected_lesions']} of {lesions['reference_lesions']} "
+            f"cases, and has {fmt(lesions['false_positive_lesions_per_case'], 2)} extra components per case "
+            "that lie mostly outside it (speckle or fragments; keep-largest-component removes them)."
+        )
+    return (
+        f"Lesions (connected components; detected when the prediction covers at least {lesion_overlap:.0%} of "
+        f"a reference lesion, a predicted lesion is false when less than {lesion_overlap:.0%} of it lies in reference "
+        f"lesions): {lesions['detected_lesions']} of {lesions['reference_lesions']} detected "
+        f"(sensitivity {fmt(lesions['detection_sensitivity'])}), {fmt(lesions['false_positive_lesions_per_case'], 2)} "
+        "false-positive lesions per case."
+    )
+
+
+def postprocessing_text(e) -> str:
+    """What keep-largest-component does to this run's predictions in seg-predict, with its evidence."""
+    decisions = (e.run.postprocessing or {}).get("keep_largest_component")
+    if not decisions:
+        return ("Post-processing: none decided (not every fold had finished when the run was assembled); "
+                "seg-predict applies none.")  # fmt: skip
+    on = [name for name, enabled in decisions.items() if enabled]
+    off = [name for name, enabled in decisions.items() if not enabled]
+    return (
+        "Post-processing, decided on the pooled cross-validation predictions and frozen: keep-largest-component is "
+        + (f"on for {', '.join(on)}" if on else "off for every class")
+        + (f" and off for {', '.join(off)}" if on and off else "")
+        + ". seg-predict applies it to new images; the numbers in this report are those of the raw predictions "
+        "(report/postprocessing.json holds the evidence)."
+    )
+
+
 def run_blocks(e, lesion_overlap: float) -> list:
     """Everything about one run: statistics per class, lesions, empty references, pictures."""
     blocks: list = [("h", 2, f"Run {e.name}")]
@@ -65,6 +129,10 @@ def run_blocks(e, lesion_overlap: float) -> list:
         blocks.append(("p", "INCOMPLETE. Missing: " + "; ".join(e.missing) + ". The numbers below cover what exists."))
     summary = e.summary
     label_set = e.run.plan.labels
+    warnings = [w for cls in summary for w in class_warnings(cls, e.rows)]
+    if warnings:
+        blocks.append(("p", "WARNING: " + " ".join(w[0].upper() + w[1:] + "." for w in warnings)))
+    blocks.append(("p", postprocessing_text(e)))
     for cls, s in summary.items():
         present = [m for m in TABLE_METRICS if m in s["overall"]]
         blocks.append(("h", 3, f"{e.name}: {cls}"))
@@ -75,12 +143,10 @@ def run_blocks(e, lesion_overlap: float) -> list:
         blocks.append(("table", ["", "cases", *present], rows))
         lesions = s["lesions"]
         empty = s["n_empty_reference"]
+        organ = one_structure_per_case([r for r in e.rows if r["class"] == cls])
         blocks.append(("p", (
-            f"Lesions (connected components; detected when the prediction covers at least {lesion_overlap:.0%} of "
-            f"a reference lesion, a predicted lesion is false when less than {lesion_overlap:.0%} of it lies in reference "
-            f"lesions): {lesions['detected_lesions']} of {lesions['reference_lesions']} detected "
-            f"(sensitivity {fmt(lesions['detection_sensitivity'])}), {fmt(lesions['false_positive_lesions_per_case'], 2)} "
-            f"false-positive lesions per case. Cases with an empty reference: {empty}"
+            components_text(lesions, organ, lesion_overlap)
+            + f" Cases with an empty reference: {empty}"
             + (f" (false-positive case rate {fmt(s['false_positive_case_rate'])}, mean false-positive voxels "
                f"{fmt(s['mean_false_positive_voxels_on_empty'], 1)}); DSC, IoU, sensitivity and HD95 are undefined "
                "there and left out of their statistics." if empty else ".")
@@ -137,7 +203,9 @@ def build_blocks(evaluations, comparison, seed_spread, lesion_overlap: float) ->
     title = evaluations[0].name if len(evaluations) == 1 else ", ".join(e.name for e in evaluations)
     blocks: list = [("h", 1, f"Evaluation: {title}"),
                     ("p", f"adversarial_seg {__version__}, seg-eval: every metric recomputed from the saved "
-                          "cross-validation predictions.")]  # fmt: skip
+                          "cross-validation predictions. Tables show mean ± sample standard deviation over cases; "
+                          "n/a marks a value that is undefined: no case of that fold has the class in its reference "
+                          "(DSC, IoU, sensitivity, HD95 need one), or a single case leaves no spread.")]  # fmt: skip
     blocks += provenance_block(evaluations)
     if len(evaluations) > 1:
         blocks += comparison_blocks(evaluations, comparison, seed_spread)
