@@ -285,6 +285,8 @@ def read_config_mapping(path: str | Path, overrides: list[str] = ()) -> dict:
         raise ConfigError(f"config file {path} does not exist; pass an existing YAML file to --config")
     try:
         raw = yaml.safe_load(path.read_text()) or {}
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not a text file; pass a YAML config such as configs/demo.yaml") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML ({exc.__class__.__name__}); fix the syntax") from None
     if not isinstance(raw, dict):

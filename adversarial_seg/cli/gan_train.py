@@ -4,18 +4,22 @@
               [--device auto|cpu|cuda] [--resume]
 
 Exit codes (DESIGN.md): 0 done; 2 nothing was done because the input is wrong (config, arguments,
-run directory), stated in one sentence naming the key or file; 1 training or evaluation failed.
+run directory, a checkpoint to --resume that is truncated or tampered with), stated in one sentence
+naming the key or file; 1 training or evaluation failed, a file could not be written, or Ctrl-C
+(the last finished epoch is kept: continue with --resume).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 from pathlib import Path
 
-from adversarial_seg.cli.common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, add_device_argument, fail
+from adversarial_seg.cli.common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, add_device_argument, fail, guarded
 from adversarial_seg.config import ConfigError
+from adversarial_seg.errors import InputError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -43,26 +47,31 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def run_dir_of(args: argparse.Namespace) -> Path:
+    return args.output or Path("runs") / "gan" / args.config.stem
+
+
 def prepare(args: argparse.Namespace):
-    """Validate everything up front; raises ConfigError (or ValueError) with one sentence."""
+    """Validate everything up front; raises an InputError (ConfigError, CheckpointError) with one sentence."""
     from adversarial_seg.gan.config import load_gan_config
     from adversarial_seg.gan.experiment import resume_digest, stored_resume_hash
+    from adversarial_seg.gan.trainer import CHECKPOINT_LAST
     from adversarial_seg.runtime import resolve_device
 
     config = load_gan_config(args.config, args.overrides)
     device = resolve_device(args.device)
-    run_dir = args.output or Path("runs") / "gan" / args.config.stem
-    if run_dir.exists() and not run_dir.is_dir():
-        raise ConfigError(f"--output {run_dir} is a file; choose a directory")
-    has_checkpoint = (run_dir / "checkpoint_last.pt").is_file()
+    run_dir = run_dir_of(args)
+    check_output(run_dir)
+    has_checkpoint = (run_dir / CHECKPOINT_LAST).is_file()
     if has_checkpoint and not args.resume:
         raise ConfigError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --output")
     if args.resume and not has_checkpoint:
-        raise ConfigError(
-            f"--resume: {run_dir} has no checkpoint_last.pt to continue; drop --resume to start a new run"
-        )
-    stored = stored_resume_hash(run_dir)
-    if args.resume and stored is not None and stored != resume_digest(config):
+        raise ConfigError(f"--resume: {run_dir} has no {CHECKPOINT_LAST} to continue; drop --resume to start a new run")
+    stored = None
+    if args.resume:
+        check_checkpoint(run_dir / CHECKPOINT_LAST)
+        stored = stored_resume_hash(run_dir)
+    if stored is not None and stored != resume_digest(config):
         raise ConfigError(
             f"--resume: the config differs from the one {run_dir}/config.yaml was trained with "
             "(only train.epochs may change); pass the same --config and --set values"
@@ -77,28 +86,63 @@ def prepare(args: argparse.Namespace):
     return config, device, run_dir
 
 
+def check_output(run_dir: Path) -> None:
+    """ConfigError for a run directory that is a file, lies under a file, or cannot be written."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"--output {run_dir} is a file; choose a directory")
+    existing = next(p for p in (run_dir.absolute(), *run_dir.absolute().parents) if p.exists() or p == p.parent)
+    if not existing.is_dir():
+        raise ConfigError(f"--output {run_dir}: {existing} is a file, not a directory; choose another --output")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"--output {run_dir}: {existing} is not writable (permission denied); choose a directory you can write to"
+        )
+
+
+def check_checkpoint(path: Path) -> None:
+    """--resume: the checkpoint loads without running code and holds the trainer's state (CheckpointError)."""
+    from adversarial_seg.checkpoint import CheckpointError, load_checkpoint
+
+    state = load_checkpoint(path)
+    missing = [key for key in ("modules", "step", "epoch", "history", "rng") if key not in state]
+    if missing:
+        raise CheckpointError(
+            f"checkpoint {path} lacks {', '.join(missing)}; it was not written by gan-train, so restore it "
+            "from a copy or start a new run without --resume"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = parse_args(argv)
     except SystemExit as exc:  # --help (0) or a bad argument (2): return the code, do not raise
         return int(exc.code or 0)
-    try:
-        config, device, run_dir = prepare(args)
-    except (ConfigError, ValueError) as exc:  # ValueError: --device cuda without a GPU
-        return fail(str(exc), EXIT_BAD_INPUT)
+    interrupted = f"{run_dir_of(args)} keeps the last finished epoch, continue with --resume"
+    return guarded(lambda: train(args, argv), interrupted)
+
+
+def train(args: argparse.Namespace, argv: list[str] | None) -> int:
+    """Validate (InputError: exit 2, nothing written), then train; exit 1 names a failed training."""
+    config, device, run_dir = prepare(args)
     from adversarial_seg.gan.experiment import train_gan
 
     command = "gan-train " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     try:
         body = train_gan(config, run_dir, device, args.resume, command, progress=not args.quiet)
-    except KeyboardInterrupt:
-        return fail(f"interrupted; {run_dir} keeps the last finished epoch, continue with --resume", EXIT_FAILED)
+    except (InputError, OSError):
+        raise  # one sentence from guarded: a file or an input named, not "training failed"
     except Exception as exc:  # noqa: BLE001 - the work failed; say what and where, keep what was written
-        return fail(f"training {run_dir} failed: {exc.__class__.__name__}: {exc}", EXIT_FAILED)
+        return fail(f"training {run_dir} failed: {exc.__class__.__name__}: {_first_line(exc)}", EXIT_FAILED)
     m = body["metrics"]
     summary = ", ".join(f"{k} {v:.4g}" for k, v in m.items() if isinstance(v, (int, float)))
     print(f"gan-train: wrote {run_dir}/metrics.json ({summary})")
     return EXIT_OK
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (a library's may span many), so the error stays one line."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else "no message"
 
 
 if __name__ == "__main__":

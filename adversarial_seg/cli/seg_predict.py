@@ -5,8 +5,9 @@
                 [--device auto|cpu|cuda]
 
 Exit codes: 0 every case predicted (or skipped: its output exists); 2 nothing was done because
-the input is wrong (run directory, arguments, missing input paths); 1 some cases failed (each
-named with its reason, the others completed).
+the input is wrong (run directory, checkpoints, arguments, missing input paths, an --output that
+is a file or holds the inputs); 1 some cases failed or could not be scored against --labels (each
+named with its reason, the others completed), the output folder could not be written, or Ctrl-C.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from adversarial_seg.cli.common import EXIT_FAILED, EXIT_OK, add_device_argument, fail
+from adversarial_seg.cli.common import EXIT_FAILED, EXIT_OK, UsageError, add_device_argument, guarded
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,28 +41,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+INTERRUPTED = (
+    "the label maps written so far are complete; run the same command again to predict the rest "
+    "(cases whose outputs exist are skipped)"
+)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    return guarded(lambda: predict(args), INTERRUPTED)
+
+
+def predict(args: argparse.Namespace) -> int:
+    """The command's work; InputError (exit 2) before anything is written, else exit 0 or 1."""
     # Imported here so that --help and argument errors answer without loading torch.
     from tqdm.auto import tqdm
 
-    from adversarial_seg.runtime import resolve_device
-    from adversarial_seg.seg.predict import BatchPredictor, InputError, collect_inputs
-    from adversarial_seg.seg.run import RunStateError, open_run, parse_folds
-    from adversarial_seg.seg.summary import format_table, summarise, write_cases_csv, write_json
+    from adversarial_seg.seg.predict import BatchPredictor
 
     started = time.perf_counter()
-    try:
-        if args.labels is not None and not args.labels.is_dir():
-            raise InputError(f"--labels {args.labels} is not a folder; pass the folder of reference label maps")
-        run = open_run(args.model)
-        folds = parse_folds(args.folds, run)
-        device = resolve_device(args.device)
-        cases, ignored = collect_inputs(args.input)
-    except (RunStateError, InputError, ValueError) as exc:
-        return fail(str(exc))
-    args.output.mkdir(parents=True, exist_ok=True)
-    models = run.load_models(folds, device)
+    run, folds, device, cases, ignored, models = prepare(args)
     post = [name for name, on in ((run.postprocessing or {}).get("keep_largest_component") or {}).items() if on]
     print(
         f"seg-predict: {len(cases)} case(s), {len(folds)} fold model(s) {folds} of {run.run_dir}, "
@@ -75,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         overwrite=args.overwrite, labels=args.labels,
         folds_label="ensemble" if len(folds) > 1 else f"model {folds[0]}",
     )  # fmt: skip
+    args.output.mkdir(parents=True, exist_ok=True)  # only now: a bad run or checkpoint leaves it untouched
     show = not args.no_progress and sys.stderr.isatty()
     with tqdm(total=len(cases), desc="cases", unit="case", disable=not show) as bar:
         result = predictor.run_batch(cases, report=tqdm.write if show else print, progress=bar)
@@ -87,14 +87,51 @@ def main(argv: list[str] | None = None) -> int:
         f"done {len(result.done)}, skipped {len(result.skipped)} (output exists; --overwrite to redo), "
         f"failed {len(result.failed)}; {per_case}; wall {time.perf_counter() - started:.0f} s; output {args.output}"
     )
-    if result.metric_rows:
-        write_cases_csv(result.metric_rows, args.output / "metrics.csv")
-        summary = {"model": str(run.run_dir), "folds": folds, "tta": args.tta, "classes": summarise(result.metric_rows)}
-        write_json(summary, args.output / "metrics_summary.json")
-        print(format_table(summary["classes"]))
-    for _, line in result.failed:
+    write_metrics(result, run, folds, args)
+    return report_failures(result, args.labels)
+
+
+def prepare(args: argparse.Namespace):
+    """Everything checked and loaded before the output folder is touched: the run, the folds, the
+    device, the input cases and the fold models. InputError (exit 2) names what is wrong."""
+    from adversarial_seg.runtime import resolve_device
+    from adversarial_seg.seg.predict import check_output, collect_inputs
+    from adversarial_seg.seg.run import open_run, parse_folds
+
+    if args.labels is not None and not args.labels.is_dir():
+        raise UsageError(f"--labels {args.labels} is not a folder; pass the folder of reference label maps")
+    check_output(args.output, args.input, args.labels)
+    run = open_run(args.model)
+    folds = parse_folds(args.folds, run)
+    device = resolve_device(args.device)
+    cases, ignored = collect_inputs(args.input)
+    models = run.load_models(folds, device)
+    return run, folds, device, cases, ignored, models
+
+
+def write_metrics(result, run, folds: list[int], args: argparse.Namespace) -> None:
+    """``--labels``: DIR/metrics.csv, DIR/metrics_summary.json and the summary table of the scored cases."""
+    from adversarial_seg.seg.summary import format_table, summarise, write_cases_csv, write_json
+
+    if not result.metric_rows:
+        return
+    write_cases_csv(result.metric_rows, args.output / "metrics.csv")
+    summary = {"model": str(run.run_dir), "folds": folds, "tta": args.tta, "classes": summarise(result.metric_rows)}
+    write_json(summary, args.output / "metrics_summary.json")
+    print(format_table(summary["classes"]))
+
+
+def report_failures(result, labels: Path | None) -> int:
+    """One ``error:`` line per failed or unscored case; exit 1 when there is any (they are failed items)."""
+    for _, line in result.failed + result.unscored:
         print(f"error: {line}", file=sys.stderr)
-    return EXIT_FAILED if result.failed else EXIT_OK
+    if result.unscored and not result.metric_rows:
+        print(
+            f"error: no case was scored against --labels {labels}; give reference label maps named like the "
+            "inputs (<case>.<ending>) on the same grid",
+            file=sys.stderr,
+        )
+    return EXIT_FAILED if result.failed or result.unscored else EXIT_OK
 
 
 if __name__ == "__main__":

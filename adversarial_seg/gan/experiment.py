@@ -26,6 +26,7 @@ import torch
 import yaml
 
 from adversarial_seg.atomic_files import atomic_write_bytes
+from adversarial_seg.config import ConfigError
 from adversarial_seg.gan.config import GANConfig
 from adversarial_seg.gan.data import TensorPairs, digits_splits, ring_centers, ring_splits
 from adversarial_seg.gan.diagnostics import MonitoredStep, diversity_warning
@@ -59,10 +60,20 @@ def write_config(config: GANConfig, path: Path, command: str) -> None:
 
 
 def stored_resume_hash(run_dir: Path) -> str | None:
+    """The resume hash ``config.yaml`` of ``run_dir`` was written with (None without the file);
+    ConfigError naming the file when it is not a run's config."""
     path = Path(run_dir) / "config.yaml"
     if not path.is_file():
         return None
-    return (yaml.safe_load(path.read_text()) or {}).get("provenance", {}).get("resume_hash")
+    fix = "restore it from a copy, or start a new run in another --output"
+    try:
+        body = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:  # truncated, binary or unreadable
+        raise ConfigError(f"{path} cannot be read as YAML ({exc.__class__.__name__}); {fix}") from None
+    provenance = body.get("provenance") if isinstance(body, dict) else None
+    if not isinstance(provenance, dict):
+        raise ConfigError(f"{path} does not hold a gan-train run's config with its provenance; {fix}")
+    return provenance.get("resume_hash")
 
 
 # --------------------------------------------------------------------------- data

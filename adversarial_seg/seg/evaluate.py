@@ -19,8 +19,8 @@ import numpy as np
 from adversarial_seg.data.io import read_label
 from adversarial_seg.data.layouts import discover_cases
 from adversarial_seg.seg.run import FOLD_DONE, RunStateError, TrainedRun, case_file, fold_done, open_run, trained_by
-from adversarial_seg.seg.scoring import score_prediction
-from adversarial_seg.seg.splits import read_splits
+from adversarial_seg.seg.scoring import ReferenceMismatch, score_prediction
+from adversarial_seg.seg.splits import SplitsError, read_splits
 from adversarial_seg.seg.summary import SUMMARY_METRICS, describe, summarise
 
 LESION_COLUMNS = ("ref_lesions", "detected_lesions", "pred_lesions", "false_positive_lesions")
@@ -89,13 +89,39 @@ def lesion_summary(rows: list[dict]) -> dict:
     }
 
 
+def read_run_splits(path: Path) -> list[dict]:
+    """A run's ``splits.json``: folds numbered 0, 1, ... with lists of case names; SplitsError naming it."""
+    if not path.is_file():
+        raise RunStateError(f"{path.parent} has no splits.json; it is not a finished seg-train run")
+    folds = read_splits(path)
+    for number, split in enumerate(folds):
+        names = all(isinstance(x, list) and all(isinstance(c, str) for c in x) for x in (split["train"], split["val"]))
+        if split.get("fold") != number or not names:
+            raise SplitsError(
+                f'{path}: fold entry {number} must be {{"fold": {number}, "train": [cases], "val": [cases]}}; '
+                "restore the file from a copy of the run"
+            )
+    return folds
+
+
+def _prediction_problem(path: Path, exc: BaseException) -> str:
+    """Why a saved prediction cannot be scored, with the file and the fix (one line of ``missing``)."""
+    text = str(exc).strip().splitlines()
+    reason = f"{exc.__class__.__name__}: {text[0]}" if text else exc.__class__.__name__
+    return (
+        f"prediction {path} cannot be read ({reason}); it is truncated or corrupt: delete the fold's "
+        "fold_done.json and run seg-train --resume to predict the fold again"
+    )
+
+
 def evaluate_run(run_dir: Path, lesion_overlap: float = 0.1, name: str | None = None) -> RunEvaluation:
-    """Score every saved validation prediction of a run; RunStateError when it cannot be read."""
+    """Score every saved validation prediction of a run; RunStateError when it cannot be read.
+
+    A prediction or reference that cannot be read is a missing item (named), not an error: the
+    rest is still evaluated.
+    """
     run = open_run(run_dir)
-    splits_path = run.run_dir / "splits.json"
-    if not splits_path.is_file():
-        raise RunStateError(f"{run.run_dir} has no splits.json; it is not a finished seg-train run")
-    folds = read_splits(splits_path)
+    folds = read_run_splits(run.run_dir / "splits.json")
     data = run.config.data
     if data.root is None or not Path(data.root).is_dir():
         raise RunStateError(
@@ -122,12 +148,20 @@ def evaluate_run(run_dir: Path, lesion_overlap: float = 0.1, name: str | None = 
                 )
                 evaluation.missing.append(f"case {case} (fold {split['fold']}): {where}")
                 continue
+            try:
+                prediction, props = read_label(path)
+            except Exception as exc:  # any reader's error (nibabel, SimpleITK, Pillow): a damaged file
+                evaluation.missing.append(f"case {case} (fold {split['fold']}): {_prediction_problem(path, exc)}")
+                continue
+            try:
+                evaluation.rows += score_prediction(
+                    prediction, props, record.label_path, run.plan.labels, run.config.metrics.specificity_region,
+                    case=case, patient=record.patient, fold=split["fold"], lesion_overlap=lesion_overlap,
+                )  # fmt: skip
+            except ReferenceMismatch as exc:
+                evaluation.missing.append(f"case {case} (fold {split['fold']}): {exc}")
+                continue
             evaluation.prediction_paths[case] = path
-            prediction, props = read_label(path)
-            evaluation.rows += score_prediction(
-                prediction, props, record.label_path, run.plan.labels, run.config.metrics.specificity_region,
-                case=case, patient=record.patient, fold=split["fold"], lesion_overlap=lesion_overlap,
-            )  # fmt: skip
     return evaluation
 
 

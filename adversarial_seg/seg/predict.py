@@ -13,6 +13,7 @@ its reason and the batch goes on; a case whose outputs exist is skipped unless `
 
 from __future__ import annotations
 
+import os
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -23,10 +24,12 @@ import numpy as np
 import torch
 
 from adversarial_seg.atomic_files import remove_stale_temporaries
-from adversarial_seg.data.dataset import native_label_values, prepare_case
+from adversarial_seg.data.dataset import PreparedCase, native_label_values, prepare_case
 from adversarial_seg.data.io import (
+    ITK_FORMATS,
     format_of,
     label_suffix,
+    read_image,
     read_label,
     split_suffix,
     write_label,
@@ -37,7 +40,7 @@ from adversarial_seg.runtime import Precision
 from adversarial_seg.seg.inference import predict_native, write_probabilities
 from adversarial_seg.seg.postprocess import apply_postprocessing
 from adversarial_seg.seg.run import TrainedRun, case_file
-from adversarial_seg.seg.scoring import score_prediction
+from adversarial_seg.seg.scoring import ReferenceMismatch, score_prediction
 
 SUPPORTED = ".nii.gz, .nii, .mha, .mhd, .nrrd, .png, .jpg, .bmp"
 
@@ -56,7 +59,51 @@ class BatchResult:
     failed: list[tuple[str, str]] = field(default_factory=list)  # (case, one-line reason)
     seconds: list[float] = field(default_factory=list)  # per predicted case
     metric_rows: list[dict] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    unscored: list[tuple[str, str]] = field(default_factory=list)  # (case, why --labels could not score it)
+
+
+class OutputNotWritten(OSError):
+    """A label map could not be written into the output folder (disk full, read-only, permissions).
+
+    Unlike a bad input file this stops the batch: every later case would fail the same way.
+    """
+
+
+def check_output(output: Path, inputs: list[Path], labels: Path | None = None) -> None:
+    """Refuse an ``--output`` that cannot hold the label maps, before anything is read or written.
+
+    The outputs are ``<case>.<ending>``, the inputs' own names, so an output folder that is an
+    --input folder, lies inside one, or holds an --input file could replace the images (and the
+    --labels folder its references). Paths are compared resolved (symlinks followed). Raises
+    InputError naming the folder and the fix.
+    """
+    if output.exists() and not output.is_dir():
+        raise InputError(f"--output {output} is a file; pass a folder for the label maps (it is created if missing)")
+    target = output.resolve()
+    if labels is not None and target == labels.resolve():
+        raise InputError(
+            f"--output {output} is the --labels folder; the label maps could replace the references, so choose "
+            "another folder"
+        )
+    for path in inputs:
+        source = path.resolve()
+        if path.is_dir() and (target == source or source in target.parents):
+            raise InputError(
+                f"--output {output} is or lies inside the --input folder {path}; the label maps could replace "
+                "the images there, so choose a folder outside the inputs"
+            )
+        if path.is_file() and target == source.parent:
+            raise InputError(
+                f"--output {output} is the folder holding the --input file {path}; its label map could replace "
+                "it, so choose another folder"
+            )
+    existing = next(p for p in (output.absolute(), *output.absolute().parents) if p.exists() or p == p.parent)
+    if not existing.is_dir():
+        raise InputError(f"--output {output}: {existing} is a file, not a folder; choose another output folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(
+            f"--output {output}: {existing} is not writable (permission denied); choose a folder you can write to"
+        )
 
 
 def collect_inputs(paths: list[Path]) -> tuple[list[CaseFiles], int]:
@@ -120,6 +167,28 @@ def _first_line(exc: BaseException) -> str:
     return f"{exc.__class__.__name__}: {text[0]}" if text else exc.__class__.__name__
 
 
+def header_dims(path: Path) -> int:
+    """Spatial dimensions (2 or 3) of an image file from its header, without reading the voxels.
+
+    Checked before the file is loaded: a volume given to a model of 2D images (or the reverse)
+    would otherwise fail inside the preprocessing and be reported as unreadable.
+    """
+    fmt = format_of(path)
+    if fmt == "nifti":
+        import nibabel as nib
+
+        shape = nib.load(str(path)).shape  # (X, Y[, Z[, C]]); a 4D/5D NIfTI holds channels (io.read_image)
+        return 3 if len(shape) >= 4 else len(shape)
+    if fmt in ITK_FORMATS:
+        import SimpleITK as sitk
+
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(str(path))
+        reader.ReadImageInformation()
+        return reader.GetDimension()
+    return 2  # PNG / JPG / BMP
+
+
 class BatchPredictor:
     """Predicts cases with a run's fold models; one instance per ``seg-predict`` call."""
 
@@ -147,19 +216,51 @@ class BatchPredictor:
                 return f"{path.name} is empty (0 bytes); re-export it"
         return None
 
+    def check_dimensions(self, case: CaseFiles) -> None:
+        """ValueError when a file's header says 2D for a model of volumes, or 3D for a model of 2D images."""
+        for path in case.paths:
+            try:
+                dims = header_dims(path)
+            except Exception as exc:  # any reader's error (nibabel, SimpleITK) becomes one line naming the file
+                raise ValueError(self._unreadable(case, path, exc)) from None
+            if dims != self.plan.file_dims:
+                where = "" if len(case.paths) == 1 else f"{path.name} "
+                raise ValueError(
+                    f"{where}is {dims}D but the model was trained on {self.plan.file_dims}D images; "
+                    "pass images like the training ones"
+                )
+
+    @staticmethod
+    def _unreadable(case: CaseFiles, path: Path | None, exc: BaseException) -> str:
+        where = "" if path is None or len(case.paths) == 1 else f"{path.name} "
+        return f"{where}cannot be read ({_first_line(exc)}); check that it is a valid image file"
+
+    def load(self, case: CaseFiles) -> PreparedCase:
+        """The case preprocessed like the training images; ValueError naming the file that cannot be read."""
+        self.check_dimensions(case)
+        try:
+            return prepare_case(CaseRecord(case.case_id, case.paths, None, case.case_id), self.plan)
+        except Exception as exc:  # any reader / transform error names the file, not a traceback
+            culprit = None
+            for path in case.paths if len(case.paths) > 1 else ():  # which channel file: read each alone
+                try:
+                    read_image(path)
+                except Exception:  # noqa: BLE001 - this is the unreadable one
+                    culprit = path
+                    break
+            raise ValueError(self._unreadable(case, culprit, exc)) from None
+
+    def write(self, path: Path, writer: Callable[[], object]) -> None:
+        """Run ``writer`` (an atomic write of ``path``); OutputNotWritten naming ``path`` when it fails."""
+        try:
+            writer()
+        except OSError as exc:  # the temporary's name would mean nothing to the user: name the output
+            raise OutputNotWritten(exc.errno, exc.strerror or exc.__class__.__name__, str(path)) from None
+
     def predict_case(self, case: CaseFiles) -> tuple[np.ndarray, dict]:
         """Label values on the native grid (post-processed) and the native geometry; writes outputs."""
-        record = CaseRecord(case.case_id, case.paths, None, case.case_id)
-        try:
-            inputs = prepare_case(record, self.plan)
-        except Exception as exc:  # any reader / transform error names the file, not a traceback
-            raise ValueError(f"cannot be read ({_first_line(exc)}); check that it is a valid image file") from None
+        inputs = self.load(case)
         props = inputs.props
-        if len(props["spatial_shape"]) != self.plan.file_dims:
-            raise ValueError(
-                f"is {len(props['spatial_shape'])}D but the model was trained on {self.plan.file_dims}D images; "
-                "pass images like the training ones"
-            )
         channels = int(inputs.image.shape[0])
         if channels != self.plan.in_channels:
             raise ValueError(
@@ -167,30 +268,51 @@ class BatchPredictor:
                 f"{self.plan.in_channels} channel files (case_0000, case_0001, ...) or one file with them all"
             )
         if inputs.image.numel() == 0:
-            raise ValueError("has no voxels")
-        if not torch.isfinite(inputs.image.as_tensor()).all():
-            raise ValueError("holds NaN or Inf values; replace them (e.g. with 0)")
+            raise ValueError("has no voxels; re-export it")
+        finite = torch.isfinite(inputs.image.as_tensor()).flatten(1).all(dim=1)  # per channel
+        if not finite.all():
+            bad = int((~finite).nonzero()[0])
+            # one file per channel: name the file that holds them
+            where = f"{case.paths[bad].name} " if 1 < len(case.paths) == channels else ""
+            raise ValueError(f"{where}holds NaN or Inf values; replace them (e.g. with 0)")
         native = predict_native(self.models, inputs, self.run.config, self.device, self.precision, tta=self.tta)
         labels = native_label_values(native, inputs)
         labels = apply_postprocessing(labels, self.plan.labels, self.run.postprocessing)
         label_path, *rest = self.outputs(case)
         if rest:  # probabilities first: the label map's presence marks a finished case
-            write_probabilities(rest[0], native)
-        write_label(label_path, labels, props)
+            self.write(rest[0], lambda: write_probabilities(rest[0], native))
+        self.write(label_path, lambda: write_label(label_path, labels, props))
         return labels, props
 
+    def existing_output(self, path: Path) -> tuple[np.ndarray, dict]:
+        """A skipped case's label map, read back to be scored; ValueError naming it when it cannot be."""
+        try:
+            return read_label(path)
+        except Exception as exc:  # any reader's error: a truncated or foreign file under the output's name
+            raise ValueError(
+                f"its existing output {path} cannot be read ({_first_line(exc)}); delete it or pass --overwrite"
+            ) from None
+
     def score(self, case: CaseFiles, labels: np.ndarray, props: dict) -> list[dict]:
-        """Rows against ``--labels`` (same columns as cases.csv); LookupError when there is no reference."""
+        """Rows against ``--labels`` (same columns as cases.csv); ValueError saying why a case is not scored."""
         path = case_file(self.labels, case.case_id)
         if path is None:
-            raise LookupError(f"no reference label for case '{case.case_id}' in {self.labels}")
-        return score_prediction(
-            labels, props, path, self.plan.labels, self.run.config.metrics.specificity_region,
-            case=case.case_id, patient=case.case_id, fold=self.folds_label,
-        )  # fmt: skip
+            raise ValueError(
+                f"no reference {case.case_id}.<ending> in {self.labels}; name the reference like the input case"
+            )
+        try:
+            return score_prediction(
+                labels, props, path, self.plan.labels, self.run.config.metrics.specificity_region,
+                case=case.case_id, patient=case.case_id, fold=self.folds_label,
+            )  # fmt: skip
+        except ReferenceMismatch:
+            raise  # its message names the reference and the mismatch
+        except Exception as exc:  # any reader's error: the reference file is damaged or not a label map
+            raise ValueError(f"reference {path} cannot be read ({_first_line(exc)})") from None
 
     def run_batch(self, cases: list[CaseFiles], report: Callable[[str], None] = print, progress=None) -> BatchResult:
-        """Predict every case; failures are collected, never raised."""
+        """Predict every case; a case's failure is collected (named, the batch goes on). Only
+        OutputNotWritten (the output folder itself cannot be written) and Ctrl-C stop the batch."""
         result = BatchResult()
         remove_stale_temporaries(self.output)  # left by a run killed mid-write
         for case in cases:
@@ -203,12 +325,14 @@ class BatchPredictor:
                     result.skipped.append(case.case_id)
                     labels = props = None
                     if self.labels is not None:
-                        labels, props = read_label(outputs[0])
+                        labels, props = self.existing_output(outputs[0])
                 else:
                     started = time.perf_counter()
                     labels, props = self.predict_case(case)
                     result.seconds.append(time.perf_counter() - started)
                     result.done.append(case.case_id)
+            except OutputNotWritten:
+                raise  # the output folder is the problem, not this case: stop the batch
             except (ValueError, OSError, RuntimeError) as exc:
                 message = str(exc) if isinstance(exc, ValueError) else _first_line(exc)
                 line = f"{describe(case)}: {message}"
@@ -218,9 +342,10 @@ class BatchPredictor:
                 if self.labels is not None:
                     try:
                         result.metric_rows += self.score(case, labels, props)
-                    except (LookupError, ValueError, OSError) as exc:
-                        result.notes.append(f"not scored: {exc}")
-                        report(f"not scored: {exc}")
+                    except ValueError as exc:
+                        line = f"{describe(case)}: not scored: {exc}"
+                        result.unscored.append((case.case_id, line))
+                        report(line)
             if progress is not None:
                 progress.update(1)
         return result

@@ -59,7 +59,7 @@ def assemble_report(
         "folds_missing": missing,
         "complete": not missing,
         "n_cases": len({r["case"] for r in rows}),
-        "train_seconds": round(sum(d["seconds"] for d in done), 1),
+        "train_seconds": round(sum(d.get("seconds", 0.0) for d in done), 1),
         "classes": summarise(rows),
     }
     post_path = spec.run_dir / POSTPROCESSING

@@ -10,6 +10,7 @@ decisions taken on the pooled cross-validation predictions).
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import torch
 from torch import nn
 
 from adversarial_seg.atomic_files import atomic_write_bytes
-from adversarial_seg.checkpoint import load_checkpoint
+from adversarial_seg.checkpoint import CheckpointError, load_checkpoint
 from adversarial_seg.config import Config, ConfigError, config_from_mapping
 from adversarial_seg.data.io import split_suffix
 from adversarial_seg.data.transforms import DataPlan
@@ -44,11 +45,33 @@ def case_file(folder: Path, case: str) -> Path | None:
     return None
 
 
+# What to do about a run file that cannot be read, per file (each sentence ends with the fix).
+_FIXES = {
+    DATA_PLAN: "restore it, or run the run's seg-train command again with --resume to write it again",
+    FOLD_DONE: "delete it and run seg-train --resume on the run to finish the fold again",
+    POSTPROCESSING.name: "delete it and run seg-train on the run again (finished folds are kept) to decide again",
+}
+_FOLD_DIR = re.compile(r"^fold_(\d+)$")
+_PLAN_KEYS = ("file_dims", "model_dims", "slice_axis", "size", "spacing", "patch_size")
+
+
+def read_run_json(path: Path) -> dict:
+    """A run's JSON file as a dict; RunStateError naming the file and the fix when it is not one."""
+    fix = _FIXES.get(path.name, "restore it from a copy of the run")
+    try:
+        body = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:  # truncated, binary, unreadable
+        raise RunStateError(f"{path} cannot be read as JSON ({exc.__class__.__name__}); {fix}") from None
+    if not isinstance(body, dict):
+        raise RunStateError(f"{path} does not hold a JSON object; {fix}")
+    return body
+
+
 def fold_done(fold_dir: Path) -> dict | None:
     """A finished fold's ``fold_done.json`` (seconds, case counts, ``git_commit`` of the code that
-    trained it), or None while the fold has not finished."""
+    trained it), or None while the fold has not finished; RunStateError when it cannot be read."""
     path = Path(fold_dir) / FOLD_DONE
-    return json.loads(path.read_text()) if path.is_file() else None
+    return read_run_json(path) if path.is_file() else None
 
 
 def trained_by(done: list[dict]) -> str:
@@ -66,6 +89,15 @@ def short_commits(trained: str) -> str:
 
 def write_data_plan(plan: DataPlan, run_dir: Path) -> None:
     atomic_write_bytes(run_dir / DATA_PLAN, json.dumps(plan.to_json(), indent=1).encode())
+
+
+@dataclass
+class RunSpec:
+    """One scheme and one seed of a ``seg-train`` call, to be trained into ``run_dir``."""
+
+    config: Config
+    run_dir: Path
+    name: str
 
 
 @dataclass
@@ -92,8 +124,15 @@ class TrainedRun:
         for fold in folds:
             model = build_segmentor(segmentor.name, segmentor.kwargs(), self.plan.model_dims,
                                     self.plan.in_channels, self.plan.labels.num_classes)  # fmt: skip
-            state = load_checkpoint(self.checkpoint(fold))
-            model.load_state_dict(state["segmentor"] if "segmentor" in state else state["modules"]["segmentor"])
+            path = self.checkpoint(fold)
+            state = load_checkpoint(path)
+            try:
+                model.load_state_dict(state["segmentor"] if "segmentor" in state else state["modules"]["segmentor"])
+            except (KeyError, TypeError, RuntimeError) as exc:  # other keys or shapes: not this run's model
+                raise CheckpointError(
+                    f"checkpoint {path} does not hold this run's segmentor ({exc.__class__.__name__}); "
+                    f"restore it from a copy, or train fold {fold} again"
+                ) from None
             models.append(to_device(model, device).eval())
         return models
 
@@ -118,11 +157,52 @@ def open_run(run_dir: Path) -> TrainedRun:
         config = config_from_mapping(mapping, source=str(run_dir / "config.yaml"))
     except ConfigError as exc:
         raise RunStateError(str(exc)) from None
-    plan = DataPlan.from_json(json.loads((run_dir / DATA_PLAN).read_text()))
-    finished = sorted(int(p.parent.name.split("_")[1]) for p in run_dir.glob(f"fold_*/{FOLD_DONE}"))
+    plan = read_data_plan(run_dir / DATA_PLAN)
+    finished = finished_folds(run_dir)
     post_path = run_dir / POSTPROCESSING
-    postprocessing = json.loads(post_path.read_text()) if post_path.is_file() else None
+    postprocessing = read_postprocessing(post_path, plan.labels.names) if post_path.is_file() else None
     return TrainedRun(run_dir, config, plan, finished, postprocessing, provenance)
+
+
+def read_data_plan(path: Path) -> DataPlan:
+    """``data_plan.json`` -> DataPlan; RunStateError naming the file when a key is missing or wrong."""
+    body = read_run_json(path)
+    missing = [key for key in _PLAN_KEYS if key not in body] + ([] if {"labels", "scheme"} & set(body) else ["labels"])
+    if missing:
+        raise RunStateError(f"{path} does not hold a data plan (no {', '.join(missing)}); {_FIXES[DATA_PLAN]}")
+    try:
+        plan = DataPlan.from_json(body)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # a value of another type
+        raise RunStateError(
+            f"{path} does not hold a data plan ({exc.__class__.__name__}); {_FIXES[DATA_PLAN]}"
+        ) from None
+    if plan.file_dims not in (2, 3) or plan.model_dims not in (2, 3) or not isinstance(plan.in_channels, int):
+        raise RunStateError(f"{path} holds impossible dimensions or channels; {_FIXES[DATA_PLAN]}")
+    return plan
+
+
+def finished_folds(run_dir: Path) -> list[int]:
+    """Folds whose ``fold_done.json`` exists (each read, so a corrupt one is named now, not later)."""
+    folds = []
+    for path in run_dir.glob(f"fold_*/{FOLD_DONE}"):
+        match = _FOLD_DIR.match(path.parent.name)
+        if match and fold_done(path.parent) is not None:
+            folds.append(int(match[1]))
+    return sorted(folds)
+
+
+def read_postprocessing(path: Path, class_names: tuple[str, ...]) -> dict:
+    """``report/postprocessing.json``; RunStateError naming it unless it maps the run's classes to on/off."""
+    body = read_run_json(path)
+    decisions = body.get("keep_largest_component") or {}
+    if not isinstance(decisions, dict) or not all(
+        name in class_names and isinstance(on, bool) for name, on in decisions.items()
+    ):
+        raise RunStateError(
+            f"{path}: 'keep_largest_component' must map the run's classes ({', '.join(class_names[1:])}) to "
+            f"true/false; {_FIXES[POSTPROCESSING.name]}"
+        )
+    return body
 
 
 def parse_folds(text: str, run: TrainedRun) -> list[int]:
