@@ -55,12 +55,43 @@ def train(args: argparse.Namespace, output: Path) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"seg-train: {len(study.records)} cases from {study.config.data.root}, device {device}, output {output}")
     outcomes = run_study(study, device, progress=not args.no_progress and sys.stderr.isatty())
-    print(f"\nwall time {time.perf_counter() - started:.0f} s; report in {output}")
     failed = [f"{o.spec.name} fold {f.fold} failed: {f.message}" for o in outcomes for f in o.failed]
     failed += [f"{o.spec.name} report failed: {o.report_error}" for o in outcomes if o.report_error]
+    complete = all(o.summary is not None and o.summary["complete"] for o in outcomes)
+    report = write_report(output) if complete and not failed else None
+    print(f"\nwall time {time.perf_counter() - started:.0f} s")
+    print(next_steps(study, output, report))
     for line in failed:
         print(f"error: {line}", file=sys.stderr)
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def write_report(output: Path):
+    """seg-eval's report of the finished study (the same code as ``seg-eval RUN``)."""
+    from adversarial_seg.cli.seg_eval import FORMATS
+    from adversarial_seg.seg.eval_report import evaluate_runs
+
+    print("\nwriting the report (seg-eval) ...")
+    report = evaluate_runs([output], None, set(FORMATS))
+    if len(report.evaluations) > 1:
+        print(f"paired per case against {report.evaluations[0].name} (Wilcoxon, Holm-corrected p):")
+        print("\n".join(f"  {line}" for line in report.headline()))
+    for warning in report.warnings():
+        print(f"warning: {warning}", file=sys.stderr)
+    return report
+
+
+def next_steps(study, output: Path, report) -> str:
+    """What to look at and run next, with this run's real paths."""
+    model = study.runs[-1].run_dir
+    lines = []
+    if report is not None:
+        lines.append(f"  open {report.output / 'report.html'}   # the report (report.md beside it)")
+        lines.append(f"  seg-eval {output}            # the report again, e.g. with --lesion-overlap 0.25")
+    else:
+        lines.append(f"not every fold finished; continue with the same command and --resume, then: seg-eval {output}")
+    lines.append(f"  seg-predict --model {model} --input IMAGES --output FOLDER   # label maps for new images")
+    return "\n".join(["next:", *lines])
 
 
 if __name__ == "__main__":

@@ -209,15 +209,16 @@ def train_gan(
     """Train ``config`` into ``run_dir`` (resuming from its checkpoint when asked); returns metrics.json's body."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_config(config, run_dir / "config.yaml", command)
+    if not (run_dir / "config.yaml").is_file():  # a resume keeps the record of the start
+        write_config(config, run_dir / "config.yaml", command)
     data = load_data(config)
     seed_everything(config.seed)  # network initialisation
     precision = Precision.for_device(device, config.train.amp)
     step = build_gan_step(config, data["shape"], data["classes"], device, precision)
-    warnings: list[str] = []
+    log = {"warnings": []}  # checkpointed with the trainer, so a resumed run reports every warning
 
     def warn(message: str) -> None:
-        warnings.append(message)
+        log["warnings"].append(message)
         if print_fn is not None:
             print_fn(message)
 
@@ -255,7 +256,7 @@ def train_gan(
 
     trainer = Trainer(
         step, make_loader, run_dir, config.seed, (), device, config.train.d_steps,
-        evaluate=evaluate, on_epoch_end=on_epoch_end, print_fn=print_fn, progress=progress,
+        evaluate=evaluate, on_epoch_end=on_epoch_end, print_fn=print_fn, progress=progress, extra_state=log,
     )  # fmt: skip
     if resume and trainer.resume() and print_fn is not None:
         print_fn(f"resumed {run_dir} after epoch {trainer.epochs_done}")
@@ -287,7 +288,7 @@ def train_gan(
         "last_epoch": {
             k: v for k, v in trainer.history[-1].items() if isinstance(v, (int, float)) and math.isfinite(v)
         },
-        "warnings": warnings,
+        "warnings": log["warnings"],
         "figures": ["metrics.png", "samples/", *figures],
         "command": command,
     }

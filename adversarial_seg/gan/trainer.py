@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from adversarial_seg.atomic_files import atomic_write_bytes
+from adversarial_seg.atomic_files import atomic_write_bytes, remove_stale_temporaries
 from adversarial_seg.checkpoint import load_checkpoint, save_checkpoint
 from adversarial_seg.gan.step import AdversarialStep
 from adversarial_seg.runtime import derived_seed, rng_state, seed_everything, set_rng_state, to_device
@@ -91,6 +91,8 @@ class Trainer:
         evaluate: optional ``epoch -> dict`` of validation metrics, logged with the epoch.
         on_epoch_end: optional ``(epoch, row) -> None`` called after the checkpoint is written.
         print_fn: receives one summary line per epoch (None: silent).
+        extra_state: the caller's plain values saved in every checkpoint and put back into this
+            same dict on resume (e.g. the config hash, the warnings so far).
     """
 
     def __init__(
@@ -151,9 +153,14 @@ class Trainer:
         self.epochs_done = state["epoch"]
         self.history = list(state["history"])
         set_rng_state(state["rng"])
+        for key in self.extra_state:  # the caller's own state (e.g. warnings so far) continues too
+            if key in state:
+                self.extra_state[key] = state[key]
 
     def resume(self) -> bool:
-        """Load ``checkpoint_last.pt`` if present; True when it was."""
+        """Load ``checkpoint_last.pt`` if present; True when it was. Temporaries a killed write left
+        in the run folder are removed first (only files ``atomic_files`` signed)."""
+        remove_stale_temporaries(self.run_dir)
         if not self.checkpoint_path.is_file():
             return False
         self.load_state_dict(load_checkpoint(self.checkpoint_path, map_location=self.device))

@@ -10,9 +10,15 @@ from __future__ import annotations
 import base64
 import html
 import math
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from adversarial_seg import __version__
+from adversarial_seg.atomic_files import atomic_write_bytes
+from adversarial_seg.config import SCHEME_WEIGHTS
+from adversarial_seg.errors import InputError
+from adversarial_seg.provenance import read_resolved_config
 from adversarial_seg.seg import eval_figures
 from adversarial_seg.seg.compare import ZERO_METHOD, format_p
 from adversarial_seg.seg.run import short_commits
@@ -278,4 +284,128 @@ def write_report(blocks: list, output: Path, formats: set[str], atomic_write) ->
     if "html" in formats:
         atomic_write(output / "report.html", render_html(blocks).encode())
         written.append(output / "report.html")
+    return written
+
+
+# --------------------------------------------------------------------------- one call: evaluate, compare, write
+
+
+@dataclass
+class EvaluationReport:
+    """What ``evaluate_runs`` computed and wrote."""
+
+    evaluations: list
+    output: Path
+    written: list[Path]
+    comparison: list[dict]
+
+    @property
+    def complete(self) -> bool:
+        return all(e.complete for e in self.evaluations)
+
+    def headline(self, metric: str = "dsc") -> list[str]:
+        """One line per class: each run's mean ± std of ``metric`` and, for the runs after the first,
+        the Holm-corrected p of the paired test against it (what a comparison found, in brief)."""
+        lines = []
+        for cls in self.evaluations[0].summary:
+            parts = []
+            for e in self.evaluations:
+                text = f"{e.name} {mean_std(e.summary.get(cls, {}).get('overall', {}).get(metric))}"
+                test = next((r for r in self.comparison if r["run"] == e.name and r["class"] == cls
+                             and r["metric"] == metric), None)  # fmt: skip
+                parts.append(text + (f" (p {format_p(test['p_holm'])})" if test else ""))
+            lines.append(f"{cls} {metric}: " + ", ".join(parts))
+        return lines
+
+    def warnings(self) -> list[str]:
+        """Classes never predicted or never present, per run."""
+        return [f"{e.name}: {w}" for e in self.evaluations for cls in e.summary for w in class_warnings(cls, e.rows)]
+
+
+def expand_runs(paths: list[Path]) -> list[Path]:
+    """A folder of runs (a multi-scheme or multi-seed call's output) stands for the runs in it,
+    ordered ce, adversarial, hybrid (then other schemes) and by seed, so the baseline comes first
+    and is the reference of the paired tests. Runs named one by one keep the order given.
+    RunStateError names a run's config.yaml that cannot be read."""
+
+    def order(run: Path):
+        mapping, _ = read_resolved_config(run / "config.yaml")
+        scheme, seed = mapping.get("scheme", ""), mapping.get("seed")
+        rank = list(SCHEME_WEIGHTS).index(scheme) if scheme in SCHEME_WEIGHTS else len(SCHEME_WEIGHTS)
+        return rank, seed if isinstance(seed, int) else 0, run.name
+
+    runs = []
+    for path in paths:
+        inner = sorted((p.parent for p in path.glob("*/config.yaml")), key=order)
+        runs += [path] if (path / "config.yaml").is_file() or not inner else inner
+    return runs
+
+
+def check_output(output: Path) -> None:
+    """InputError (exit 2, nothing written) for a report folder that is a file or lies under one."""
+    existing = next(p for p in (output.absolute(), *output.absolute().parents) if p.exists() or p == p.parent)
+    if existing == output.absolute() and not existing.is_dir():
+        raise InputError(f"--output {output} is a file; pass a folder for the report")
+    if not existing.is_dir():
+        raise InputError(f"report folder {output}: {existing} is a file, not a folder; pass another --output")
+
+
+def evaluate_runs(
+    paths: list[Path], output: Path | None, formats: set[str], lesion_overlap: float = 0.1
+) -> EvaluationReport:
+    """seg-eval's work: score every run's saved predictions, compare several runs on their shared
+    splits, and write the report (``RUN/report/`` for one run, ``<parent>/comparison/`` for several).
+    InputError (nothing written) when a run cannot be read or the runs are not comparable."""
+    from adversarial_seg.seg.compare import COMPARED_METRICS, compare_to_first
+    from adversarial_seg.seg.evaluate import check_comparable, evaluate_run, seed_spread
+
+    runs = expand_runs(paths)
+    names = [p.name if len(runs) == 1 or p.parent == runs[0].parent else str(p) for p in runs]
+    evaluations = [evaluate_run(path, lesion_overlap, name) for path, name in zip(runs, names)]
+    if len(evaluations) > 1:
+        check_comparable(evaluations)
+    output = output or (runs[0] / "report" if len(runs) == 1 else runs[0].parent / "comparison")
+    check_output(output)
+    comparison = compare_to_first([e.values() for e in evaluations], names, COMPARED_METRICS) if len(runs) > 1 else []
+    spread = seed_spread(evaluations)
+    blocks = build_blocks(evaluations, comparison, spread, lesion_overlap)
+    written = write_report(blocks, output, formats, atomic_write_bytes)
+    written += write_tables(evaluations, formats, output, lesion_overlap, comparison, spread)
+    return EvaluationReport(evaluations, output, written, comparison)
+
+
+def print_evaluations(report: EvaluationReport) -> None:
+    """Each run's table on stdout; warnings and missing items on stderr."""
+    from adversarial_seg.seg.summary import format_table
+
+    for e in report.evaluations:
+        print(f"\n{e.name}" + ("" if e.complete else f" (INCOMPLETE: {len(e.missing)} missing)"))
+        print(format_table(e.summary))
+    print("\nwrote " + ", ".join(str(p) for p in report.written))
+    for warning in report.warnings():
+        print(f"warning: {warning}", file=sys.stderr)
+    for e in report.evaluations:
+        for item in e.missing:
+            print(f"error: {e.name}: {item}", file=sys.stderr)
+
+
+def write_tables(evaluations, formats: set[str], output: Path, lesion_overlap: float, comparison, spread) -> list[Path]:
+    """``evaluation.json`` (every statistic, the comparisons, the seed spread) and ``evaluation_cases.csv``."""
+    from adversarial_seg.seg.summary import write_cases_csv, write_json
+
+    written = []
+    if "json" in formats:
+        body = {"runs": {e.name: {"run_dir": str(e.run.run_dir), "scheme": e.run.config.scheme,
+                                  "seed": e.run.config.seed, "config_hash": e.run.provenance.get("config_hash"),
+                                  "git_commit": e.git_commit,
+                                  "dataset": str(e.run.config.data.root), "n_folds": len(e.folds),
+                                  "train_seconds": round(e.train_seconds, 1), "complete": e.complete,
+                                  "missing": e.missing, "classes": e.summary} for e in evaluations},
+                "lesion_overlap": lesion_overlap, "comparison": comparison, "seed_spread": spread}  # fmt: skip
+        write_json(body, output / "evaluation.json")
+        written.append(output / "evaluation.json")
+    if "csv" in formats:
+        rows = [{"run": e.name, **r} for e in evaluations for r in e.rows]
+        write_cases_csv(rows, output / "evaluation_cases.csv")
+        written.append(output / "evaluation_cases.csv")
     return written

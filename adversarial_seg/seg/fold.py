@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from adversarial_seg.atomic_files import atomic_write_bytes
+from adversarial_seg.atomic_files import atomic_write_bytes, remove_stale_temporaries
 from adversarial_seg.checkpoint import load_checkpoint, save_checkpoint
 from adversarial_seg.data.dataset import build_training_dataset, prepare_case, write_prediction
 from adversarial_seg.data.labels import LabelSet
@@ -95,6 +95,7 @@ class FoldRunner:
         if (fold_dir / FOLD_DONE).is_file():
             return FoldOutcome(fold, "skipped")
         started = time.perf_counter()
+        remove_stale_temporaries(fold_dir / "predictions")  # a killed earlier process's half-written files
         train_ids, val_ids, select_ids = fold_cases(self.config, self.folds, fold, self.records)
         self.print(
             f"{self.prefix(fold)} {len(train_ids)} training and {len(val_ids)} validation cases, "
