@@ -20,6 +20,32 @@ class UsageError(InputError):
     """The command's input (arguments, run directory) is wrong; exit code 2."""
 
 
+class CommandParser(argparse.ArgumentParser):
+    """argparse with the project's error form: one ``error:`` sentence pointing at --help, exit 2."""
+
+    def error(self, message):
+        self.exit(EXIT_BAD_INPUT, f"error: {message}; see {self.prog} --help\n")
+
+
+def command_parser(prog: str, doc: str) -> CommandParser:
+    """The parser of one command; its description is the first paragraph of the module's docstring."""
+    return CommandParser(prog=prog, description=doc.split("\n\n")[0])
+
+
+def add_progress_argument(parser: argparse.ArgumentParser) -> None:
+    """``--no-progress`` (every command that shows bars); bars are also off when stderr is not a terminal."""
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars (the log lines stay)")
+
+
+def show_progress(args: argparse.Namespace) -> bool:
+    return not args.no_progress and sys.stderr.isatty()
+
+
+def add_override_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config key, e.g. --set train.epochs=5 (repeatable)")  # fmt: skip
+
+
 def add_device_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--device", default="auto", choices=("auto", "cpu", "cuda"),

@@ -1,9 +1,9 @@
 """``gan-train``: train a classic GAN variant on the bundled digits or the ring of Gaussians.
 
     gan-train --config configs/gan/dcgan.yaml [--output RUN] [--set key=value ...]
-              [--device auto|cpu|cuda] [--resume]
+              [--device auto|cpu|cuda] [--resume] [--no-progress]
 
-Exit codes (DESIGN.md): 0 done; 2 nothing was done because the input is wrong (config, arguments,
+Exit codes (README): 0 done; 2 nothing was done because the input is wrong (config, arguments,
 run directory, a checkpoint to --resume that is truncated or tampered with), stated in one sentence
 naming the key or file; 1 training or evaluation failed, a file could not be written, or Ctrl-C
 (the last finished epoch is kept: continue with --resume).
@@ -17,33 +17,30 @@ import shlex
 import sys
 from pathlib import Path
 
-from adversarial_seg.cli.common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, add_device_argument, fail, guarded
+from adversarial_seg.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    add_device_argument,
+    add_override_argument,
+    add_progress_argument,
+    command_parser,
+    fail,
+    guarded,
+    show_progress,
+)
 from adversarial_seg.config import ConfigError
 from adversarial_seg.errors import InputError
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # argparse exits 2 too; keep it one sentence
-        self.exit(EXIT_BAD_INPUT, f"error: {message}; see gan-train --help\n")
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = _Parser(
-        prog="gan-train", description="Train a classic GAN variant (vanilla, dcgan, cgan, infogan, wgan, wgan_gp)."
-    )
+    parser = command_parser("gan-train", __doc__)
     parser.add_argument("--config", required=True, type=Path, help="YAML config, e.g. configs/gan/dcgan.yaml")
     parser.add_argument("--output", type=Path, default=None, help="run directory (default runs/gan/<config name>)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config key, e.g. train.epochs=5",
-    )
+    add_override_argument(parser)
     add_device_argument(parser)
     parser.add_argument("--resume", action="store_true", help="continue the run in --output from its checkpoint")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_progress_argument(parser)
+    parser.add_argument("--quiet", dest="no_progress", action="store_true", help=argparse.SUPPRESS)  # older name
     return parser.parse_args(argv)
 
 
@@ -128,7 +125,7 @@ def train(args: argparse.Namespace, argv: list[str] | None) -> int:
 
     command = "gan-train " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     try:
-        body = train_gan(config, run_dir, device, args.resume, command, progress=not args.quiet)
+        body = train_gan(config, run_dir, device, args.resume, command, progress=show_progress(args))
     except (InputError, OSError):
         raise  # one sentence from guarded: a file or an input named, not "training failed"
     except Exception as exc:  # noqa: BLE001 - the work failed; say what and where, keep what was written

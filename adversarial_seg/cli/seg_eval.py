@@ -18,13 +18,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from adversarial_seg.cli.common import EXIT_FAILED, EXIT_OK, UsageError, guarded
+from adversarial_seg.cli.common import EXIT_FAILED, EXIT_OK, UsageError, command_parser, guarded
 
 FORMATS = ("md", "html", "json", "csv")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="seg-eval", description=__doc__.split("\n\n")[0])
+    parser = command_parser("seg-eval", __doc__)
     parser.add_argument("runs", nargs="+", type=Path, metavar="RUN", help="run directories written by seg-train")
     parser.add_argument("--output", type=Path,
                         help="report folder (default: RUN/report for one run, <parent>/comparison for several)")  # fmt: skip

@@ -17,11 +17,20 @@ import sys
 import time
 from pathlib import Path
 
-from adversarial_seg.cli.common import EXIT_FAILED, EXIT_OK, UsageError, add_device_argument, guarded
+from adversarial_seg.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    UsageError,
+    add_device_argument,
+    add_progress_argument,
+    command_parser,
+    guarded,
+    show_progress,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="seg-predict", description=__doc__.split("\n\n")[0])
+    parser = command_parser("seg-predict", __doc__)
     parser.add_argument("--model", required=True, type=Path, help="a single-scheme run directory written by seg-train")
     parser.add_argument("--input", required=True, nargs="+", type=Path,
                         help="image files or folders of them (case_0000.nii.gz-style channel files are grouped)")  # fmt: skip
@@ -36,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--labels", type=Path, help="folder of reference label maps <case>.<ending>: writes DIR/metrics.csv"
     )
     parser.add_argument("--overwrite", action="store_true", help="predict cases whose outputs already exist")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_progress_argument(parser)
     add_device_argument(parser)
     return parser
 
@@ -75,7 +84,7 @@ def predict(args: argparse.Namespace) -> int:
         folds_label="ensemble" if len(folds) > 1 else f"model {folds[0]}",
     )  # fmt: skip
     args.output.mkdir(parents=True, exist_ok=True)  # only now: a bad run or checkpoint leaves it untouched
-    show = not args.no_progress and sys.stderr.isatty()
+    show = show_progress(args)
     with tqdm(total=len(cases), desc="cases", unit="case", disable=not show) as bar:
         result = predictor.run_batch(cases, report=tqdm.write if show else print, progress=bar)
     per_case = (
@@ -111,14 +120,24 @@ def prepare(args: argparse.Namespace):
 
 def write_metrics(result, run, folds: list[int], args: argparse.Namespace) -> None:
     """``--labels``: DIR/metrics.csv, DIR/metrics_summary.json and the summary table of the scored cases."""
+    from adversarial_seg.seg.predict import training_cases
     from adversarial_seg.seg.summary import format_table, summarise, write_cases_csv, write_json
 
     if not result.metric_rows:
         return
     write_cases_csv(result.metric_rows, args.output / "metrics.csv")
-    summary = {"model": str(run.run_dir), "folds": folds, "tta": args.tta, "classes": summarise(result.metric_rows)}
+    seen = sorted({r["case"] for r in result.metric_rows} & training_cases(run, folds))
+    summary = {"model": str(run.run_dir), "folds": folds, "tta": args.tta, "scored_training_cases": seen,
+               "classes": summarise(result.metric_rows)}  # fmt: skip
     write_json(summary, args.output / "metrics_summary.json")
     print(format_table(summary["classes"]))
+    if seen:
+        print(
+            f"warning: {len(seen)} of the scored cases ({', '.join(seen[:5])}{', ...' if len(seen) > 5 else ''}) "
+            f"were training cases of the fold models used, so their scores are optimistic; score cases the run "
+            f"never saw, or use seg-eval {run.run_dir} for the cross-validation estimate",
+            file=sys.stderr,
+        )
 
 
 def report_failures(result, labels: Path | None) -> int:

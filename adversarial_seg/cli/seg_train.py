@@ -14,18 +14,26 @@ import sys
 import time
 from pathlib import Path
 
-from adversarial_seg.cli.common import EXIT_FAILED, EXIT_OK, add_device_argument, guarded
+from adversarial_seg.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    add_device_argument,
+    add_override_argument,
+    add_progress_argument,
+    command_parser,
+    guarded,
+    show_progress,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="seg-train", description=__doc__.split("\n\n")[0])
+    parser = command_parser("seg-train", __doc__)
     parser.add_argument("--config", required=True, type=Path, help="YAML config (see docs/configuration.md)")
     parser.add_argument("--output", type=Path, help="run directory (default: runs/<config name>)")
     parser.add_argument("--fold", type=int, help="run only this fold (0-based), e.g. one job of an array")
     parser.add_argument("--resume", action="store_true", help="continue unfinished folds from their last checkpoint")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config key, e.g. --set train.epochs=5 (repeatable)")  # fmt: skip
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars (log files keep everything)")
+    add_override_argument(parser)
+    add_progress_argument(parser)
     add_device_argument(parser)
     return parser
 
@@ -54,7 +62,7 @@ def train(args: argparse.Namespace, output: Path) -> int:
     for warning in study.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"seg-train: {len(study.records)} cases from {study.config.data.root}, device {device}, output {output}")
-    outcomes = run_study(study, device, progress=not args.no_progress and sys.stderr.isatty())
+    outcomes = run_study(study, device, progress=show_progress(args))
     failed = [f"{o.spec.name} fold {f.fold} failed: {f.message}" for o in outcomes for f in o.failed]
     failed += [f"{o.spec.name} report failed: {o.report_error}" for o in outcomes if o.report_error]
     complete = all(o.summary is not None and o.summary["complete"] for o in outcomes)

@@ -189,6 +189,18 @@ def header_dims(path: Path) -> int:
     return 2  # PNG / JPG / BMP
 
 
+def training_cases(run: TrainedRun, folds: list[int]) -> set[str]:
+    """The case ids the chosen fold models were trained on (their ``train`` lists in the run's
+    splits.json; empty when it cannot be read): scores on them are optimistic."""
+    from adversarial_seg.seg.evaluate import read_run_splits
+
+    try:
+        splits = read_run_splits(run.run_dir / "splits.json")
+    except InputError:
+        return set()
+    return {case for split in splits if split["fold"] in folds for case in split["train"]}
+
+
 class BatchPredictor:
     """Predicts cases with a run's fold models; one instance per ``seg-predict`` call."""
 

@@ -65,6 +65,22 @@ def test_outputs_overlay_inputs_and_metrics_match_the_files(trained, tmp_path, c
         assert float(gland["dsc"]) == pytest.approx(expected, abs=1e-5)
     summary = json.loads((out / "metrics_summary.json").read_text())
     assert summary["folds"] == [0, 1] and summary["classes"]["gland"]["overall"]["dsc"]["n"] == 4
+    # every case trained one of the two fold models: the scores are optimistic, and say so
+    assert len(summary["scored_training_cases"]) == 4
+
+
+def test_scoring_cases_the_models_trained_on_is_flagged(trained, tmp_path, capsys):
+    """With fold 0's model only, its validation cases are fair and its training cases are flagged."""
+    run, root = trained
+    splits = json.loads((run / "splits.json").read_text())
+    out = tmp_path / "out"
+    code = predict(["--model", str(run), "--input", str(images_of(root, tmp_path)), "--output", str(out),
+                    "--labels", str(root / "labelsTr"), "--folds", "0", "--no-progress"])  # fmt: skip
+    assert code == 0
+    summary = json.loads((out / "metrics_summary.json").read_text())
+    assert summary["scored_training_cases"] == sorted(splits[0]["train"])
+    err = capsys.readouterr().err
+    assert f"warning: {len(splits[0]['train'])} of the scored cases" in err and "optimistic" in err
 
 
 def test_bad_files_are_named_and_the_good_ones_still_predicted(trained, tmp_path, capsys):
