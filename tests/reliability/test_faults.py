@@ -50,6 +50,8 @@ SEG_TINY = [  # tests/cli's tiny run (6 phantoms of 64x64x6, a 3-level UNet of 8
     "data.synthetic.size=[64, 64, 6]",
     "data.size=[64, 64]",
     f"train.epochs={SEG_EPOCHS}",
+    "schemes=null",  # one run (the demo compares two schemes)
+    "scheme=hybrid",
 ]
 GAN_EPOCHS = 10  # an epoch takes ~0.05 s, evaluation (every 10) ~1 s: a kill after epoch 1 lands in training
 GAN_TINY = [  # tests/gan's tiny gan-train run
