@@ -59,7 +59,7 @@ def train(args: argparse.Namespace, output: Path) -> int:
     config = load_config(args.config, args.overrides)
     device = resolve_device(args.device)
     study = prepare_study(config, output, resume=args.resume, only_fold=args.fold)
-    for warning in study.warnings:
+    for warning in study.warnings + busy_machine_warning():
         print(f"warning: {warning}", file=sys.stderr)
     print(f"seg-train: {len(study.records)} cases from {study.config.data.root}, device {device}, output {output}")
     outcomes = run_study(study, device, progress=show_progress(args))
@@ -72,6 +72,23 @@ def train(args: argparse.Namespace, output: Path) -> int:
     for line in failed:
         print(f"error: {line}", file=sys.stderr)
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def busy_machine_warning() -> list[str]:
+    """A sentence when other processes already keep the CPU busy: torch's threads then compete with
+    them and an epoch can take many times longer than on an idle machine."""
+    import os
+
+    import torch
+
+    cores = os.cpu_count() or 1
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    if load < 0.75 * cores:
+        return []
+    return [
+        f"the CPU is busy (load average {load:.1f} on {cores} cores) and this run uses {torch.get_num_threads()} "
+        "threads; expect slower epochs, and give parallel jobs OMP_NUM_THREADS=1"
+    ]
 
 
 def write_report(output: Path):

@@ -290,7 +290,8 @@ def test_masks_without_foreground_train_with_a_warning(skin, tmp_path, capsys):
     )
     err = capsys.readouterr().err
     assert code == 0
-    assert [line for line in err.splitlines() if line.startswith("warning:")] == [
+    warnings = [line for line in err.splitlines() if line.startswith("warning:") and "CPU is busy" not in line]
+    assert warnings == [
         f"warning: every mask in {root} is background only; the model can only learn to predict background "
         "(check data.labels and data.mask_threshold)",
         "warning: run: class 'lesion' is absent from every reference of the 6 cases: nothing to learn or score",
