@@ -2,7 +2,7 @@
 
     python scripts/bench/predict_volume.py [--device cpu|cuda] [--threads 2] [--repeats 2]
 
-The model is the segmentor and data plan of ``configs/prostate.yaml`` (MSD prostate: T2 + ADC,
+The model is the segmentor and data plan of ``configs/prostate_msd.yaml`` (MSD prostate: T2 + ADC,
 2D axial slices resized to 320 x 320, UNet 16..256 channels), untrained: timing and memory do
 not depend on the weights. The input is a synthetic two-channel 4D NIfTI volume, 0.4 x 0.4 x
 1.5 mm. Each measurement runs in its own process (``resource`` peak RSS of that process):
@@ -43,7 +43,7 @@ def make_run(folder: Path) -> Path:
     from adversarial_seg.seg.networks import build_segmentor
     from adversarial_seg.seg.run import FOLD_DONE, write_data_plan
 
-    config = load_config(REPO / "configs/prostate.yaml", ["data.root=/unused"])
+    config = load_config(REPO / "configs/prostate_msd.yaml", ["data.root=/unused"])
     plan = DataPlan(LabelSet.from_config(config.data), file_dims=3, model_dims=2, slice_axis=2,
                     size=tuple(config.data.size), spacing=None, patch_size=None, in_channels=2)  # fmt: skip
     run = folder / "run"

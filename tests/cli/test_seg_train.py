@@ -274,3 +274,36 @@ def test_a_busy_machine_is_named_before_training(monkeypatch):
     monkeypatch.setattr("os.getloadavg", lambda: (3.9, 3.0, 2.0))
     (warning,) = seg_train.busy_machine_warning()
     assert warning.startswith("the CPU is busy (load average 3.9 on 2 cores)") and "OMP_NUM_THREADS=1" in warning
+
+
+@pytest.mark.slow
+def test_prostate_config_on_two_real_volumes(tmp_path):
+    """configs/prostate.yaml on two real zone volumes (one per grid, linked in place), one epoch with
+    a tiny network: every prediction has its input's shape, affine and sform/qform codes, and the
+    dataset's label values."""
+    source = shared_dataset("prostate_zonal")
+    root = tmp_path / "zonal"
+    cases = {"Case00": "320px", "Case31": "384px"}
+    for folder in ("imagesTr", "labelsTr"):
+        (root / folder).mkdir(parents=True)
+    for case in cases:
+        (root / "imagesTr" / f"{case}_0000.nii.gz").symlink_to(source / "imagesTr" / f"{case}_0000.nii.gz")
+        (root / "labelsTr" / f"{case}.nii.gz").symlink_to(source / "labelsTr" / f"{case}.nii.gz")
+    (root / "cases.csv").write_text("case,grid\n" + "".join(f"{c},{g}\n" for c, g in cases.items()))
+    small = ["data.stratify=null", "cv.folds=2", "train.epochs=1", "train.batch_size=8",
+             "data.spacing=[1.5, 1.5, 0]", "data.size=[128, 128]", "model.discriminator.channels=8",
+             "model.segmentor={name: UNet, channels: [8, 16, 32], strides: [2, 2], num_res_units: 0}"]  # fmt: skip
+    overrides = [item for pair in (("--set", s) for s in [f"data.root={root}", *small]) for item in pair]
+    run = tmp_path / "run"
+    assert main(["--config", "configs/prostate.yaml", "--output", str(run), *overrides, "--no-progress"]) == 0
+    for case in cases:
+        image = nib.load(root / "imagesTr" / f"{case}_0000.nii.gz")
+        (prediction_path,) = run.glob(f"fold_*/predictions/{case}.nii.gz")
+        prediction = nib.load(prediction_path)
+        assert prediction.shape == image.shape
+        assert np.allclose(prediction.affine, image.affine, atol=1e-4)
+        assert (int(prediction.header["sform_code"]), int(prediction.header["qform_code"])) == (
+            int(image.header["sform_code"]), int(image.header["qform_code"]))  # fmt: skip
+        assert set(np.unique(np.asanyarray(prediction.dataobj))) <= {0, 1, 2}
+    classes = {r["class"] for r in read_csv(run / "report" / "cases.csv")}
+    assert classes == {"pz", "tz", "gland"}

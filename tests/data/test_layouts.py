@@ -91,3 +91,28 @@ def test_folder_layout_with_channel_files(tmp_path):
 def test_regex_that_does_not_match_is_a_problem(prostate158_like):
     with pytest.raises(DataError, match="does not match data.group regex"):
         discover_cases(DataConfig(root=prostate158_like, group={"regex": r"^patient(\d+)"}))
+
+
+def test_the_msd_prostate_config_reads_a_task05_shaped_folder(tmp_path):
+    """configs/prostate_msd.yaml on a Decathlon-shaped fixture: 4D T2 + ADC files, zones 1 / 2."""
+    from adversarial_seg.config import load_config
+    from adversarial_seg.data.transforms import make_plan
+    from adversarial_seg.data.validate import validate_dataset
+
+    label = np.zeros((8, 8, 3), dtype=np.float32)
+    label[2:6, 2:6] = 2
+    label[2:6, 5:6] = 1
+    for case in ("prostate_00", "prostate_01"):
+        _nifti(tmp_path / "imagesTr" / f"{case}.nii.gz", (8, 8, 3, 2), value=1.0)
+        (tmp_path / "labelsTr").mkdir(exist_ok=True)
+        nib.save(nib.Nifti1Image(label, np.eye(4)), tmp_path / "labelsTr" / f"{case}.nii.gz")
+    training = [
+        {"image": f"./imagesTr/{c}.nii.gz", "label": f"./labelsTr/{c}.nii.gz"} for c in ("prostate_00", "prostate_01")
+    ]
+    (tmp_path / "dataset.json").write_text(json.dumps({"modality": {"0": "T2", "1": "ADC"}, "training": training}))
+    config = load_config("configs/prostate_msd.yaml", [f"data.root={tmp_path}"])
+    records = validate_dataset(config.data)
+    plan = make_plan(config.data, records)
+    assert [r.case_id for r in records] == ["prostate_00", "prostate_01"]
+    assert (plan.in_channels, plan.file_dims, plan.model_dims) == (2, 3, 2)
+    assert list(plan.labels.names) == ["background", "pz", "tz"] and list(plan.labels.regions["gland"]) == [1, 2]
