@@ -30,6 +30,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from adversarial_seg.errors import InputError
+
 # Endings that must stay last so that the writers (nibabel, SimpleITK, Pillow) pick the format.
 _COMPOUND_ENDINGS = (".nii.gz",)
 _SIGNATURE_KEY = b"adversarial_seg temporary v1"
@@ -115,3 +117,18 @@ def remove_stale_temporaries(folder: str | Path) -> int:
         else:
             path.unlink(missing_ok=True)
     return len(stale)
+
+
+def check_output_folder(folder: str | Path, what: str = "--output") -> None:
+    """InputError (nothing written) for an output folder that is a file, lies under a file, or whose
+    nearest existing folder cannot be written; ``what`` names it in the sentence (e.g. ``--output``)."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"{what} {folder} is a file; pass a folder (it is created if missing)")
+    existing = next(p for p in (folder.absolute(), *folder.absolute().parents) if p.exists() or p == p.parent)
+    if not existing.is_dir():
+        raise InputError(f"{what} {folder}: {existing} is a file, not a folder; choose another {what}")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(
+            f"{what} {folder}: {existing} is not writable (permission denied); choose a folder you can write to"
+        )

@@ -12,7 +12,6 @@ naming the key or file; 1 training or evaluation failed, a file could not be wri
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 import sys
 from pathlib import Path
@@ -50,6 +49,7 @@ def run_dir_of(args: argparse.Namespace) -> Path:
 
 def prepare(args: argparse.Namespace):
     """Validate everything up front; raises an InputError (ConfigError, CheckpointError) with one sentence."""
+    from adversarial_seg.atomic_files import check_output_folder
     from adversarial_seg.gan.config import load_gan_config
     from adversarial_seg.gan.experiment import resume_digest, stored_resume_hash
     from adversarial_seg.gan.trainer import CHECKPOINT_LAST
@@ -58,7 +58,7 @@ def prepare(args: argparse.Namespace):
     config = load_gan_config(args.config, args.overrides)
     device = resolve_device(args.device)
     run_dir = run_dir_of(args)
-    check_output(run_dir)
+    check_output_folder(run_dir)
     has_checkpoint = (run_dir / CHECKPOINT_LAST).is_file()
     if has_checkpoint and not args.resume:
         raise ConfigError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --output")
@@ -81,19 +81,6 @@ def prepare(args: argparse.Namespace):
         except (FileNotFoundError, ValueError) as exc:
             raise ConfigError(str(exc)) from None
     return config, device, run_dir
-
-
-def check_output(run_dir: Path) -> None:
-    """ConfigError for a run directory that is a file, lies under a file, or cannot be written."""
-    if run_dir.exists() and not run_dir.is_dir():
-        raise ConfigError(f"--output {run_dir} is a file; choose a directory")
-    existing = next(p for p in (run_dir.absolute(), *run_dir.absolute().parents) if p.exists() or p == p.parent)
-    if not existing.is_dir():
-        raise ConfigError(f"--output {run_dir}: {existing} is a file, not a directory; choose another --output")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ConfigError(
-            f"--output {run_dir}: {existing} is not writable (permission denied); choose a directory you can write to"
-        )
 
 
 def check_checkpoint(path: Path) -> None:

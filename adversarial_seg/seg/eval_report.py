@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from adversarial_seg import __version__
-from adversarial_seg.atomic_files import atomic_write_bytes
+from adversarial_seg.atomic_files import atomic_write_bytes, check_output_folder
 from adversarial_seg.config import SCHEME_WEIGHTS
-from adversarial_seg.errors import InputError
 from adversarial_seg.provenance import read_resolved_config
 from adversarial_seg.seg import eval_figures
 from adversarial_seg.seg.compare import ZERO_METHOD, format_p
@@ -341,15 +340,6 @@ def expand_runs(paths: list[Path]) -> list[Path]:
     return runs
 
 
-def check_output(output: Path) -> None:
-    """InputError (exit 2, nothing written) for a report folder that is a file or lies under one."""
-    existing = next(p for p in (output.absolute(), *output.absolute().parents) if p.exists() or p == p.parent)
-    if existing == output.absolute() and not existing.is_dir():
-        raise InputError(f"--output {output} is a file; pass a folder for the report")
-    if not existing.is_dir():
-        raise InputError(f"report folder {output}: {existing} is a file, not a folder; pass another --output")
-
-
 def evaluate_runs(
     paths: list[Path], output: Path | None, formats: set[str], lesion_overlap: float = 0.1
 ) -> EvaluationReport:
@@ -365,7 +355,7 @@ def evaluate_runs(
     if len(evaluations) > 1:
         check_comparable(evaluations)
     output = output or (runs[0] / "report" if len(runs) == 1 else runs[0].parent / "comparison")
-    check_output(output)
+    check_output_folder(output)
     comparison = compare_to_first([e.values() for e in evaluations], names, COMPARED_METRICS) if len(runs) > 1 else []
     spread = seed_spread(evaluations)
     blocks = build_blocks(evaluations, comparison, spread, lesion_overlap)

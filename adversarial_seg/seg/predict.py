@@ -13,7 +13,6 @@ its reason and the batch goes on; a case whose outputs exist is skipped unless `
 
 from __future__ import annotations
 
-import os
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -23,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from adversarial_seg.atomic_files import remove_stale_temporaries
+from adversarial_seg.atomic_files import check_output_folder, remove_stale_temporaries
 from adversarial_seg.data.dataset import PreparedCase, native_label_values, prepare_case
 from adversarial_seg.data.io import (
     ITK_FORMATS,
@@ -77,8 +76,7 @@ def check_output(output: Path, inputs: list[Path], labels: Path | None = None) -
     --labels folder its references). Paths are compared resolved (symlinks followed). Raises
     InputError naming the folder and the fix.
     """
-    if output.exists() and not output.is_dir():
-        raise InputError(f"--output {output} is a file; pass a folder for the label maps (it is created if missing)")
+    check_output_folder(output)
     target = output.resolve()
     if labels is not None and target == labels.resolve():
         raise InputError(
@@ -97,13 +95,6 @@ def check_output(output: Path, inputs: list[Path], labels: Path | None = None) -
                 f"--output {output} is the folder holding the --input file {path}; its label map could replace "
                 "it, so choose another folder"
             )
-    existing = next(p for p in (output.absolute(), *output.absolute().parents) if p.exists() or p == p.parent)
-    if not existing.is_dir():
-        raise InputError(f"--output {output}: {existing} is a file, not a folder; choose another output folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise InputError(
-            f"--output {output}: {existing} is not writable (permission denied); choose a folder you can write to"
-        )
 
 
 def collect_inputs(paths: list[Path]) -> tuple[list[CaseFiles], int]:

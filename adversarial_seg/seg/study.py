@@ -11,13 +11,12 @@ on; a later call with ``--resume`` continues unfinished folds and assembles ever
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from adversarial_seg.atomic_files import atomic_write_bytes
+from adversarial_seg.atomic_files import atomic_write_bytes, check_output_folder
 from adversarial_seg.checkpoint import load_checkpoint
 from adversarial_seg.config import Config, ConfigError, config_from_mapping
 from adversarial_seg.data.labels import LabelSet
@@ -73,7 +72,7 @@ def prepare_study(config: Config, output: Path, resume: bool = False, only_fold:
     Nothing is written except the output folder itself and, for ``data.synthetic``, the phantoms.
     """
     output = Path(output).resolve()
-    check_output_folder(output, config.data.root)
+    check_run_folder(output, config.data.root)
     config = resolve_data(config, output)
     warnings: list[str] = []
     records = validate_dataset(config.data, warnings)
@@ -92,23 +91,20 @@ def prepare_study(config: Config, output: Path, resume: bool = False, only_fold:
     return Study(config, output, records, data_plan, runs, folds, only_fold, warnings)
 
 
-def check_output_folder(output: Path, data_root: Path | None) -> None:
+def check_run_folder(output: Path, data_root: Path | None) -> None:
     """The run folder may not lie inside the dataset (later scans would read its predictions as
     cases) and must be a folder we can create and write."""
     if data_root is not None:
         root = Path(data_root).expanduser().resolve()
         if output == root or root in output.parents:
             raise InputError(f"--output {output} lies inside the dataset {root}; choose a run folder outside data.root")
-    if output.exists() and not output.is_dir():
-        raise InputError(f"--output {output} is a file; choose a folder")
+    check_output_folder(output)
     try:
         output.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(
             f"--output {output} cannot be created ({exc.strerror}); choose a folder you can write to"
         ) from None
-    if not os.access(output, os.W_OK | os.X_OK):
-        raise InputError(f"--output {output} is not writable; choose a folder you can write to")
 
 
 def check_cross_references(config: Config, label_set: LabelSet) -> None:
