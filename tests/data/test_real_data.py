@@ -58,3 +58,38 @@ def test_promise12_float64_qform_only_round_trip(tmp_path):
     assert written.get_data_dtype() == np.uint8
     large, large_props = read_label(root / "Case00_large_segmentation.nii.gz")
     assert large.shape == (512, 512, 47) and large_props["spatial_shape"] == (512, 512, 47)
+
+
+def echo_mismatches(record, plan) -> int:
+    """Voxels where a perfect "label echo" model (the expert labels, one-hot, on the training grid)
+    comes back different after inversion to the native grid and the argmax."""
+    import torch
+    import torch.nn.functional as F
+
+    from adversarial_seg.data.dataset import case_item, native_label_values, prepare_case, probabilities_to_native
+    from adversarial_seg.data.transforms import LoadCase, preprocessing_transforms
+
+    prepared = prepare_case(record, plan)
+    on_grid = preprocessing_transforms(plan)(LoadCase(plan)(case_item(record)))["label"].as_tensor()[0].long()
+    onehot = F.one_hot(on_grid, plan.labels.num_classes).movedim(-1, 0).float()
+    echoed = native_label_values(probabilities_to_native(onehot, prepared), prepared)
+    reference, _ = read_label(record.label_path)
+    return int(torch.as_tensor(echoed != reference).sum())
+
+
+def test_resampling_and_its_inversion_return_the_labels_on_both_grids():
+    """configs/prostate.yaml's in-plane resampling, inverted for the prediction, on one volume of
+    each site: at a training spacing of 0.5 mm (the finer native grid) a label echo comes back
+    exactly on the 0.5 mm and the 0.625 mm grids. The default 0.75 mm costs about 1-2 % of the
+    foreground voxels at the boundaries (measured: Case00 662 of 32479, Case31 1373 of 54876)."""
+    from adversarial_seg.config import load_config
+    from adversarial_seg.data.transforms import make_plan
+
+    root = shared_dataset("prostate_zonal")
+    config = load_config(
+        "configs/prostate.yaml", [f"data.root={root}", "data.spacing=[0.5, 0.5, 0]", "data.size=[384, 384]"]
+    )
+    records = {r.case_id: r for r in discover_cases(config.data)}
+    plan = make_plan(config.data, list(records.values()))
+    assert echo_mismatches(records["Case16"], plan) == 0  # 0.625 mm, 320 px
+    assert echo_mismatches(records["Case31"], plan) == 0  # 0.5 mm, 384 px
