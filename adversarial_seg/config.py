@@ -64,6 +64,7 @@ class DataConfig(StrictModel):
     channels: list[str] | None = None
     reference_channel: str | None = None
     slice_axis: int | None = Field(None, ge=0, le=2)
+    context_slices: int = Field(0, ge=0, le=8)  # 2.5D: neighbouring slices on each side as extra channels
     size: list[int] | None = None
     spacing: list[float] | None = None
     synthetic: SyntheticConfig | None = None

@@ -10,7 +10,8 @@ Training::
 
 A sample is ``{"image": float32 (C, H, W) or (C, X, Y, Z), "label": int64 (1, H, W) or
 (1, X, Y, Z) class indices, "case": case_id}``. Volumes in 2D mode give one sample per slice (all
-slices, tumour-free ones included); 2D images and 3D patches one sample per case.
+slices, tumour-free ones included), with ``data.context_slices`` neighbours on either side as extra
+channels (2.5D); 2D images and 3D patches one sample per case.
 
 Inference::
 
@@ -44,6 +45,7 @@ from .transforms import (
     case_item,
     make_plan,
     preprocessing_transforms,
+    slice_with_context,
 )
 
 
@@ -105,8 +107,9 @@ class SegmentationDataset(torch.utils.data.Dataset):
         volume = self.preprocessed[case_index]
         image, label = _plain(volume["image"]), _plain(volume["label"])
         if slice_index >= 0:
-            axis = 1 + self.plan.slice_axis
-            image, label = image.select(axis, slice_index), label.select(axis, slice_index)
+            axis = self.plan.slice_axis
+            image = slice_with_context(image, axis, slice_index, self.plan.context_slices)
+            label = label.select(1 + axis, slice_index)
         sample = {"image": image.clone(), "label": label.clone()}
         if self.augment is not None:
             sample = self.augment(sample)

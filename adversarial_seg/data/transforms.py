@@ -70,7 +70,9 @@ class DataPlan:
     ``file_dims``: spatial dims of the image files (2 for PNG, 3 for volumes). ``model_dims``: 2 or
     3, what the network sees. ``slice_axis``: for volumes in 2D, in the RAS-oriented array (else
     None). ``size`` / ``spacing``: from ``data.size`` / ``data.spacing``. ``patch_size``: 3D only.
-    ``in_channels``: channels the model takes, over all of a case's channel files.
+    ``in_channels``: channels of a case, over all of its channel files. ``context_slices``: 2.5D,
+    a 2D model on volumes sees each slice with that many neighbours on either side as extra
+    channels (``model_in_channels``).
 
     A run stores its plan (``RUN/data_plan.json``, ``to_json`` / ``from_json``) so that
     ``seg-predict`` rebuilds the training transforms without the training data.
@@ -85,6 +87,13 @@ class DataPlan:
     patch_size: tuple[int, ...] | None
     reference_index: int = 0
     in_channels: int = 1
+    context_slices: int = 0
+
+    @property
+    def model_in_channels(self) -> int:
+        """Channels the network takes: each file channel with its ``context_slices`` neighbours on
+        either side of a slice (2.5D), so ``in_channels * (2 * context_slices + 1)``."""
+        return self.in_channels * (2 * self.context_slices + 1)
 
     def to_json(self) -> dict:
         body = dataclasses.asdict(self)
@@ -130,6 +139,13 @@ def make_plan(data_cfg, records: list[CaseRecord]) -> DataPlan:
     file_dims = len(props["spatial_shape"])
     size = tuple(int(s) for s in data_cfg.size) if data_cfg.size else None
     spacing = tuple(float(s) for s in data_cfg.spacing) if data_cfg.spacing else None
+    context = data_cfg.context_slices
+    if context and (file_dims == 2 or (size is not None and len(size) == 3)):
+        kind = "2D images" if file_dims == 2 else "3D patches (data.size has 3 entries)"
+        raise ConfigError(
+            f"data.context_slices {context}: neighbouring slices exist only for 2D slices of volumes, not for "
+            f"{kind}; set data.context_slices to 0"
+        )
     if file_dims == 2:
         if size is not None and len(size) != 2:
             raise ConfigError(f"data.size {list(size)} must have 2 entries (H, W) for 2D images; fix data.size")
@@ -139,7 +155,34 @@ def make_plan(data_cfg, records: list[CaseRecord]) -> DataPlan:
     if size is not None and len(size) != 2:
         raise ConfigError(f"data.size {list(size)}: give 2 entries (2D slices) or 3 (3D patches)")
     axis = data_cfg.slice_axis if data_cfg.slice_axis is not None else default_slice_axis(props["affine"])
-    return DataPlan(label_set, 3, 2, int(axis), size, spacing, None, reference, in_channels)
+    return DataPlan(label_set, 3, 2, int(axis), size, spacing, None, reference, in_channels, data_cfg.context_slices)
+
+
+def context_indices(position: int | torch.Tensor, count: int, context: int) -> torch.Tensor:
+    """Slice indices ``position - context .. position + context``, clamped into ``[0, count)``: at the
+    first and last slice the edge slice stands in for the missing neighbour.
+
+    >>> context_indices(0, 5, 1).tolist(), context_indices(4, 5, 1).tolist()
+    ([0, 0, 1], [3, 4, 4])
+    """
+    offsets = torch.arange(-context, context + 1)
+    return (torch.as_tensor(position).reshape(-1, 1) + offsets).clamp(0, count - 1).squeeze(0)
+
+
+def slice_with_context(volume: torch.Tensor, axis: int, position: int, context: int) -> torch.Tensor:
+    """One slice of ``volume`` (C, *spatial) along spatial ``axis`` with its neighbours as channels:
+    (C * (2 * context + 1), *in-plane), channel-major (each channel's slices -context..context)."""
+    slab = volume.index_select(1 + axis, context_indices(position, volume.shape[1 + axis], context))
+    return slab.movedim(1 + axis, 1).flatten(0, 1)
+
+
+def volume_with_context(volume: torch.Tensor, axis: int, context: int) -> torch.Tensor:
+    """Every slice's ``slice_with_context`` at once: (C, *spatial) -> (C * (2 * context + 1), *spatial),
+    so a 2D model sliding along ``axis`` (``SliceInferer``) sees what it saw in training."""
+    count = volume.shape[1 + axis]
+    shifted = [volume.index_select(1 + axis, context_indices(torch.arange(count), count, context)[:, k])
+               for k in range(2 * context + 1)]  # fmt: skip
+    return torch.stack(shifted, dim=1).flatten(0, 1)
 
 
 # --------------------------------------------------------------------------- loading

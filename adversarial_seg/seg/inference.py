@@ -21,6 +21,7 @@ from torch import nn
 from adversarial_seg.atomic_files import atomic_write_bytes
 from adversarial_seg.config import Config
 from adversarial_seg.data.dataset import PreparedCase, probabilities_to_native
+from adversarial_seg.data.transforms import volume_with_context
 from adversarial_seg.runtime import Precision, to_device
 
 
@@ -98,7 +99,10 @@ def predict_native(
     ``tta`` mirrors the in-plane axes (all axes of a 3D model), never a 2D model's slice axis.
     """
     plan = case.plan
-    image = to_device(case.image.as_tensor()[None], device)
+    image = case.image.as_tensor()
+    if plan.context_slices:
+        image = volume_with_context(image, plan.slice_axis, plan.context_slices)
+    image = to_device(image[None], device)
     spatial = list(image.shape[2:])
     tta_axes = None
     if plan.model_dims == 2 and len(spatial) == 3:

@@ -123,7 +123,7 @@ class TrainedRun:
         models = []
         for fold in folds:
             model = build_segmentor(segmentor.name, segmentor.kwargs(), self.plan.model_dims,
-                                    self.plan.in_channels, self.plan.labels.num_classes)  # fmt: skip
+                                    self.plan.model_in_channels, self.plan.labels.num_classes)  # fmt: skip
             path = self.checkpoint(fold)
             state = load_checkpoint(path)
             try:

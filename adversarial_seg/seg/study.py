@@ -210,9 +210,12 @@ def probe_networks(config: Config, record: CaseRecord, plan: DataPlan) -> None:
     spatial = list(plan.patch_size or plan.size or spatial)
     cpu = torch.device("cpu")
     step = build_segmentation_step(
-        config, plan.model_dims, image.shape[0], plan.labels.num_classes, cpu, Precision("cpu", None)
+        config, plan.model_dims, plan.model_in_channels, plan.labels.num_classes, cpu, Precision("cpu", None)
     )
-    batch = {"image": torch.zeros(2, image.shape[0], *spatial), "label": torch.zeros(2, 1, *spatial, dtype=torch.long)}
+    batch = {
+        "image": torch.zeros(2, plan.model_in_channels, *spatial),
+        "label": torch.zeros(2, 1, *spatial, dtype=torch.long),
+    }
     with torch.no_grad():
         try:
             logits = step.task.generate(batch)

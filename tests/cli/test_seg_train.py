@@ -11,6 +11,7 @@ import pytest
 import torch
 import yaml
 
+from adversarial_seg.checkpoint import load_checkpoint
 from adversarial_seg.cli.seg_train import main
 from adversarial_seg.config import config_from_mapping
 from adversarial_seg.data.phantoms import (
@@ -307,3 +308,28 @@ def test_prostate_config_on_two_real_volumes(tmp_path):
         assert set(np.unique(np.asanyarray(prediction.dataobj))) <= {0, 1, 2}
     classes = {r["class"] for r in read_csv(run / "report" / "cases.csv")}
     assert classes == {"pz", "tz", "gland"}
+
+
+def test_context_slices_train_and_predict_a_volume(tmp_path, phantom_root):
+    """2.5D (data.context_slices: 1): the run trains on 3 x 2 channels, data_plan.json keeps the
+    setting, and seg-predict on a volume gives a label map on the input's grid."""
+    from adversarial_seg.cli.seg_predict import main as predict_main
+
+    config = write_config(tmp_path / "tiny.yaml", phantom_root, scheme="ce", train__epochs=1)
+    run = tmp_path / "run"
+    assert main(["--config", str(config), "--output", str(run), "--set", "data.context_slices=1", "--no-progress"]) == 0
+    plan = json.loads((run / "data_plan.json").read_text())
+    assert (plan["context_slices"], plan["in_channels"]) == (1, 2)
+    first_conv = next(v for k, v in load_checkpoint(run / "fold_0" / "checkpoint_last.pt")["modules"]["segmentor"].items()
+                      if v.dim() == 4)  # fmt: skip
+    assert first_conv.shape[1] == 6  # T2 and ADC, each with a neighbour on either side
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for channel in ("0000", "0001"):
+        shutil.copy(phantom_root / "imagesTr" / f"prostate_000_{channel}.nii.gz", inputs)
+    assert predict_main(["--model", str(run), "--input", str(inputs), "--output", str(tmp_path / "out"),
+                         "--no-progress"]) == 0  # fmt: skip
+    image, prediction = (
+        nib.load(p) for p in (inputs / "prostate_000_0000.nii.gz", tmp_path / "out" / "prostate_000.nii.gz")
+    )
+    assert prediction.shape == image.shape and np.allclose(prediction.affine, image.affine)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import nibabel as nib
 import numpy as np
+import pytest
 import torch
 
-from adversarial_seg.config import DataConfig
+from adversarial_seg.config import ConfigError, DataConfig
 from adversarial_seg.data.dataset import (
     build_training_dataset,
     native_label_values,
@@ -17,7 +18,15 @@ from adversarial_seg.data.dataset import (
 from adversarial_seg.data.io import read_label
 from adversarial_seg.data.layouts import discover_cases
 from adversarial_seg.data.phantoms import write_prostate_phantoms
-from adversarial_seg.data.transforms import LoadCase, case_item, default_slice_axis, make_plan
+from adversarial_seg.data.transforms import (
+    DataPlan,
+    LoadCase,
+    case_item,
+    default_slice_axis,
+    make_plan,
+    slice_with_context,
+    volume_with_context,
+)
 from adversarial_seg.data.validate import validate_dataset
 from adversarial_seg.gan.trainer import seeded_loader
 
@@ -140,3 +149,42 @@ def test_three_d_patches_when_size_has_three_entries(prostate_phantoms):
     np.testing.assert_allclose(np.linalg.norm(np.asarray(volume.affine)[:3, :3], axis=0), (1.2, 1.2, 3.6), atol=1e-5)
     sample = dataset[0]
     assert sample["image"].shape == (2, 32, 32, 8) and sample["label"].shape == (1, 32, 32, 8)
+
+
+def test_context_slices_clamp_at_the_edges_and_match_the_whole_volume_version():
+    # Slice k of channel c holds the value 10 * c + k, so every output channel names its slice.
+    volume = (10 * torch.arange(2.0)[:, None, None, None] + torch.arange(5.0)).expand(2, 3, 3, 5).clone()
+    first = slice_with_context(volume, axis=2, position=0, context=1)
+    last = slice_with_context(volume, axis=2, position=4, context=1)
+    assert first.shape == (6, 3, 3)
+    assert first[:, 0, 0].tolist() == [0, 0, 1, 10, 10, 11]  # channel-major; the edge slice repeats
+    assert last[:, 0, 0].tolist() == [3, 4, 4, 13, 14, 14]
+    whole = volume_with_context(volume, axis=2, context=2)
+    assert whole.shape == (10, 3, 3, 5)
+    for k in range(5):
+        assert torch.equal(whole[..., k], slice_with_context(volume, 2, k, 2))
+
+
+def test_context_slices_widen_the_samples_and_the_model_input(prostate_phantoms):
+    data = phantom_config("prostate", prostate_phantoms, size=[48, 48], context_slices=1)
+    records = validate_dataset(data)
+    dataset = build_training_dataset(records[:2], data, augment=())
+    assert dataset.plan.in_channels == 2 and dataset.plan.model_in_channels == 6
+    sample = dataset[5]  # case 0, slice 5: T2 slices 4, 5, 6 then ADC slices 4, 5, 6
+    volume = dataset.preprocessed[0]["image"].as_tensor()
+    assert sample["image"].shape == (6, 48, 48)
+    assert torch.equal(sample["image"][1], volume[0, :, :, 5]) and torch.equal(sample["image"][5], volume[1, :, :, 6])
+    # The plan round-trips through data_plan.json; plans written before the key read as 0.
+    assert DataPlan.from_json(dataset.plan.to_json()).context_slices == 1
+    body = dataset.plan.to_json()
+    body.pop("context_slices")
+    assert DataPlan.from_json(body).model_in_channels == 2
+
+
+def test_context_slices_are_refused_for_2d_images_and_3d_patches(prostate_phantoms, skin_phantoms):
+    for data in (
+        phantom_config("skin", skin_phantoms, context_slices=1),
+        phantom_config("prostate", prostate_phantoms, size=[32, 32, 8], context_slices=1),
+    ):
+        with pytest.raises(ConfigError, match="data.context_slices 1: neighbouring slices exist only"):
+            make_plan(data, discover_cases(data))
