@@ -103,6 +103,9 @@ class LossConfig(StrictModel):
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     instance_noise: float = Field(0.0, ge=0)
     gradient_penalty: float = Field(0.0, ge=0)
+    # dice_ce: one Dice over the whole batch per class (nnU-Net's batch Dice) instead of a mean of
+    # per-sample Dice, which punishes any foreground on the many slices that hold none.
+    batch_dice: bool = False
 
 
 AUGMENTATIONS = ("flip", "rotate", "intensity")
@@ -121,6 +124,8 @@ class TrainConfig(StrictModel):
     select: Literal["last", "inner_val"] = "last"
     num_workers: int = Field(0, ge=0)
     augment: bool | list[Literal["flip", "rotate", "intensity"]] = True  # true: all kinds, false: none
+    # Axes of a training sample that ``flip`` mirrors (and mirror TTA with them); null: both in-plane axes.
+    flip_axes: list[Literal[0, 1, 2]] | None = None
 
     @property
     def augmentations(self) -> tuple[str, ...]:

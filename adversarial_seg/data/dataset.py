@@ -69,6 +69,7 @@ class SegmentationDataset(torch.utils.data.Dataset):
         augment: Sequence[str] = AUGMENTATIONS,
         cache: bool = True,
         cache_workers: int = 2,
+        flip_axes: Sequence[int] | None = None,
     ):
         if not records:
             raise ValueError("no cases to build a dataset from; check the fold's case list")
@@ -85,7 +86,7 @@ class SegmentationDataset(torch.utils.data.Dataset):
             )
         else:
             self.preprocessed = Dataset(items, pipeline)
-        self.augment = augmentation_transforms(plan, augment) if augment else None
+        self.augment = augmentation_transforms(plan, augment, flip_axes) if augment else None
         self.samples = self._index_samples(cache)
 
     def _index_samples(self, cache: bool) -> list[tuple[int, int]]:
@@ -137,14 +138,18 @@ class SegmentationDataset(torch.utils.data.Dataset):
 
 
 def build_training_dataset(
-    records: list[CaseRecord], data_cfg, augment: Sequence[str] = AUGMENTATIONS, plan: DataPlan | None = None
+    records: list[CaseRecord],
+    data_cfg,
+    augment: Sequence[str] = AUGMENTATIONS,
+    plan: DataPlan | None = None,
+    flip_axes: Sequence[int] | None = None,
 ) -> SegmentationDataset:
     """Dataset of training samples for ``records`` (validate them first with ``validate_dataset``).
 
-    ``augment``: the kinds of ``train.augment`` (empty: none).
+    ``augment``: the kinds of ``train.augment`` (empty: none); ``flip_axes``: ``train.flip_axes``.
     """
     plan = plan or make_plan(data_cfg, records)
-    return SegmentationDataset(records, plan, augment=augment, cache=data_cfg.cache)
+    return SegmentationDataset(records, plan, augment=augment, cache=data_cfg.cache, flip_axes=flip_axes)
 
 
 # --------------------------------------------------------------------------- inference

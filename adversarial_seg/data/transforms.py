@@ -10,7 +10,7 @@ Pipeline for one case (MONAI dictionary transforms, keys ``image`` and ``label``
    volumes: ``Orientationd`` to RAS, then ``Spacingd`` to ``data.spacing`` or ``Resized`` to
    ``data.size``; 2D images: ``Resized`` to ``data.size``; then per-channel z-score.
 3. ``augmentation_transforms(plan, kinds)`` (random, per training sample): of ``train.augment``,
-   ``flip`` (each in-plane axis), ``rotate`` (small, in-plane), ``intensity`` (scale and shift);
+   ``flip`` (each of ``train.flip_axes``, by default both in-plane axes), ``rotate`` (small, in-plane), ``intensity`` (scale and shift);
    for 3D patches a random crop first.
 
 2D vs 3D switch (``DataPlan``): 2D image files always train in 2D. Volumes train as 2D slices
@@ -269,10 +269,28 @@ def preprocessing_transforms(plan: DataPlan) -> Compose:
     return Compose(steps)
 
 
-def augmentation_transforms(plan: DataPlan, kinds: Sequence[str] = AUGMENTATIONS) -> Compose:
+def sample_flip_axes(plan: DataPlan, configured: Sequence[int] | None) -> tuple[int, ...]:
+    """Spatial axes of a training sample that ``flip`` mirrors (``train.flip_axes``; default both
+    in-plane axes, i.e. 0 and 1). A 2D sample of a RAS volume has axes (left-right, anterior-posterior)
+    for axial slices; mirroring anterior-posterior swaps where posterior structures lie."""
+    if configured is None:
+        return (0, 1)
+    axes = tuple(sorted(set(int(a) for a in configured)))
+    if any(a >= plan.model_dims for a in axes):
+        raise ConfigError(
+            f"train.flip_axes {list(configured)}: a {plan.model_dims}D training sample has axes "
+            f"0..{plan.model_dims - 1}; remove the others"
+        )
+    return axes
+
+
+def augmentation_transforms(
+    plan: DataPlan, kinds: Sequence[str] = AUGMENTATIONS, flip_axes: Sequence[int] | None = None
+) -> Compose:
     """Random training augmentation on one sample: (C, H, W) slices/images or (C, X, Y, Z) patches.
 
-    ``kinds``: which of ``flip``, ``rotate``, ``intensity`` to apply (``train.augment``).
+    ``kinds``: which of ``flip``, ``rotate``, ``intensity`` to apply (``train.augment``);
+    ``flip_axes``: ``train.flip_axes`` (see ``sample_flip_axes``).
     """
     common = {"keys": KEYS, "allow_missing_keys": True}
     steps = []
@@ -282,7 +300,7 @@ def augmentation_transforms(plan: DataPlan, kinds: Sequence[str] = AUGMENTATIONS
     else:
         rotation = {"range_x": MAX_ROTATION}  # the only angle of a 2D rotation
     if "flip" in kinds:
-        steps += [RandFlipd(spatial_axis=0, prob=0.5, **common), RandFlipd(spatial_axis=1, prob=0.5, **common)]
+        steps += [RandFlipd(spatial_axis=axis, prob=0.5, **common) for axis in sample_flip_axes(plan, flip_axes)]
     if "rotate" in kinds:
         steps.append(RandRotated(prob=0.5, mode=("bilinear", "nearest"), padding_mode="zeros", keep_size=True,
                                  **rotation, **common))  # fmt: skip

@@ -115,7 +115,9 @@ class FoldRunner:
         cfg, fold_dir, data_plan = self.config, self.fold_dir(fold), self.data_plan
         train_records = [self.records[c] for c in train_ids]
         monitor_records = [self.records[c] for c in monitor_ids]
-        dataset = build_training_dataset(train_records, cfg.data, augment=cfg.train.augmentations, plan=data_plan)
+        dataset = build_training_dataset(
+            train_records, cfg.data, augment=cfg.train.augmentations, plan=data_plan, flip_axes=cfg.train.flip_axes
+        )
         monitor = build_training_dataset(monitor_records, cfg.data, augment=(), plan=data_plan)
         in_channels = dataset[0]["image"].shape[0]
         seed_everything(derived_seed(cfg.seed, fold, "init"))

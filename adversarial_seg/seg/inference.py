@@ -21,7 +21,7 @@ from torch import nn
 from adversarial_seg.atomic_files import atomic_write_bytes
 from adversarial_seg.config import Config
 from adversarial_seg.data.dataset import PreparedCase, probabilities_to_native
-from adversarial_seg.data.transforms import volume_with_context
+from adversarial_seg.data.transforms import sample_flip_axes, volume_with_context
 from adversarial_seg.runtime import Precision, to_device
 
 
@@ -96,7 +96,8 @@ def predict_native(
 ) -> torch.Tensor:
     """Mean class probabilities of ``models`` on ``case``, on its native grid: (K, *native), float32.
 
-    ``tta`` mirrors the in-plane axes (all axes of a 3D model), never a 2D model's slice axis.
+    ``tta`` mirrors the axes training flipped (``train.flip_axes``; by default the two in-plane
+    axes), never a 2D model's slice axis.
     """
     plan = case.plan
     image = case.image.as_tensor()
@@ -104,10 +105,11 @@ def predict_native(
         image = volume_with_context(image, plan.slice_axis, plan.context_slices)
     image = to_device(image[None], device)
     spatial = list(image.shape[2:])
-    tta_axes = None
+    sample_axes = list(range(len(spatial)))  # image axis of each training-sample axis
     if plan.model_dims == 2 and len(spatial) == 3:
         spatial.pop(plan.slice_axis)
-        tta_axes = [a for a in range(3) if a != plan.slice_axis]
+        sample_axes.pop(plan.slice_axis)
+    tta_axes = [sample_axes[a] for a in sample_flip_axes(plan, config.train.flip_axes)]
     divisor = window_divisor(config)
     roi = [int(math.ceil(s / divisor) * divisor) for s in (plan.patch_size or spatial)]
     inferer = make_inferer(plan.model_dims, len(image.shape) - 2, roi, plan.slice_axis)

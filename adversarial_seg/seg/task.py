@@ -21,12 +21,13 @@ from adversarial_seg.runtime import Precision, to_device
 from adversarial_seg.seg.networks import MaskDiscriminator, build_segmentor
 
 
-def supervised_loss_fn(name: str):
-    """``ce``: multi-class cross-entropy on logits; ``dice_ce``: MONAI DiceCELoss (softmax)."""
+def supervised_loss_fn(name: str, batch_dice: bool = False):
+    """``ce``: multi-class cross-entropy on logits; ``dice_ce``: MONAI DiceCELoss (softmax), its Dice
+    per sample and class or, with ``batch_dice``, per class over the whole batch."""
     if name == "ce":
         return lambda logits, label: F.cross_entropy(logits.float(), label[:, 0])
     if name == "dice_ce":
-        dice_ce = DiceCELoss(to_onehot_y=True, softmax=True)
+        dice_ce = DiceCELoss(to_onehot_y=True, softmax=True, batch=batch_dice)
         return lambda logits, label: dice_ce(logits.float(), label)
     raise ValueError(f"loss.supervised: {name!r} is not one of ce, dice_ce")
 
@@ -38,11 +39,12 @@ class SegmentationTask(AdversarialTask):
         discriminator: MaskDiscriminator | None,
         num_classes: int,
         supervised: str = "ce",
+        batch_dice: bool = False,
     ):
         self.generator = segmentor
         self.discriminator = discriminator
         self.num_classes = num_classes
-        self._supervised = supervised_loss_fn(supervised)
+        self._supervised = supervised_loss_fn(supervised, batch_dice)
 
     def generate(self, batch):
         return self.generator(batch["image"])
@@ -98,7 +100,7 @@ def build_segmentation_step(
         )
     to_device(segmentor, device)
     to_device(discriminator, device)
-    task = SegmentationTask(segmentor, discriminator, num_classes, config.loss.supervised)
+    task = SegmentationTask(segmentor, discriminator, num_classes, config.loss.supervised, config.loss.batch_dice)
     train = config.train
     optimizer_g = torch.optim.Adam(
         segmentor.parameters(), lr=train.lr_g, betas=train.betas, weight_decay=train.weight_decay

@@ -21,6 +21,7 @@ from adversarial_seg.data.phantoms import write_prostate_phantoms
 from adversarial_seg.data.transforms import (
     DataPlan,
     LoadCase,
+    augmentation_transforms,
     case_item,
     default_slice_axis,
     make_plan,
@@ -188,3 +189,21 @@ def test_context_slices_are_refused_for_2d_images_and_3d_patches(prostate_phanto
     ):
         with pytest.raises(ConfigError, match="data.context_slices 1: neighbouring slices exist only"):
             make_plan(data, discover_cases(data))
+
+
+def test_flip_axes_choose_what_the_flip_augmentation_mirrors(prostate_phantoms):
+    data = phantom_config("prostate", prostate_phantoms, size=[48, 48])
+    plan = make_plan(data, discover_cases(data))
+    ramp = torch.arange(48.0)
+    sample = {"image": (ramp[:, None] * 100 + ramp[None, :])[None].clone()}  # value 100 * row + column
+    for axes, may_flip in (([0], {0}), ([1], {1}), (None, {0, 1})):
+        flips = augmentation_transforms(plan, ("flip",), axes)
+        seen = set()
+        for seed in range(12):
+            flips.set_random_state(seed=seed)
+            out = flips(dict(sample))["image"][0]
+            seen |= {0} if out[0, 0] >= 4700 else set()  # row 47 came first
+            seen |= {1} if out[0, 0] % 100 == 47 else set()  # column 47 came first
+        assert seen == may_flip
+    with pytest.raises(ConfigError, match=r"train.flip_axes \[2\]: a 2D training sample has axes 0..1"):
+        augmentation_transforms(plan, ("flip",), [2])

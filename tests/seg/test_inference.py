@@ -1,6 +1,7 @@
 """Inferers, mirror TTA and fold averaging."""
 
 import torch
+from monai.data import MetaTensor
 from torch import nn
 
 from adversarial_seg.runtime import Precision
@@ -65,3 +66,33 @@ def test_2d_model_runs_slice_by_slice_on_a_volume():
     probs = predict_probabilities([Spy(0.0)], torch.zeros(1, 1, 16, 12, 5), inferer, CPU)
     assert probs.shape == (1, 2, 16, 12, 5)
     assert all(len(s) == 4 and s[2:] == (16, 12) for s in seen)
+
+
+def test_tta_mirrors_the_axes_training_flipped(monkeypatch):
+    """train.flip_axes [0] (left-right only): a 2D model on an axial volume is mirrored along image
+    axis 0 only; by default along both in-plane axes, never along the slice axis."""
+    import adversarial_seg.seg.inference as inference
+    from adversarial_seg.config import config_from_mapping
+    from adversarial_seg.data.labels import LabelSet
+    from adversarial_seg.data.transforms import DataPlan
+
+    seen = []
+    monkeypatch.setattr(
+        inference, "predict_probabilities", lambda *a, tta_axes=None, **k: seen.append(tta_axes) or torch.zeros(1)
+    )
+    monkeypatch.setattr(inference, "probabilities_to_native", lambda probabilities, case: probabilities)
+    labels = LabelSet.from_mapping(labels={"background": 0, "gland": 1})
+    plan = DataPlan(labels, 3, 2, 2, (32, 32), None, None)
+
+    class Case:
+        image = MetaTensor(torch.zeros(1, 32, 32, 5))
+
+    Case.plan = plan
+    for flip_axes, expected in ((None, [0, 1]), ([0], [0]), ([1], [1])):
+        config = config_from_mapping({"train": {"flip_axes": flip_axes}})
+        inference.predict_native([], Case, config, torch.device("cpu"), Precision("cpu", None), tta=True)
+        assert seen.pop() == expected
+    sagittal = DataPlan(labels, 3, 2, 0, (32, 32), None, None)  # slices along axis 0: in-plane axes 1, 2
+    Case.plan = sagittal
+    inference.predict_native([], Case, config_from_mapping({}), torch.device("cpu"), Precision("cpu", None), tta=True)
+    assert seen.pop() == [1, 2]

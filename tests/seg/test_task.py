@@ -131,3 +131,25 @@ def test_hybrid_step_runs_under_bf16_autocast_on_cpu(batch):
     assert seen["dtype"] == torch.bfloat16  # autocast really ran
     assert all(torch.isfinite(v) for v in terms.values())
     assert not states_equal(s_before, clone_state(step.task.generator))
+
+
+def test_batch_dice_does_not_punish_foreground_on_a_slice_that_holds_none():
+    """Two slices, class 1 present only in the first (2 of 4 pixels, predicted exactly), the second
+    with a faint class-1 probability everywhere. Per-sample Dice (MONAI's default) scores the second
+    slice's class 1 as Dice 0 however small the probability; batch Dice pools the two slices."""
+    from adversarial_seg.seg.task import supervised_loss_fn
+
+    label = torch.tensor([[[[1, 1], [0, 0]]], [[[0, 0], [0, 0]]]])
+    probs = torch.tensor([[[1.0, 1.0], [0.0, 0.0]], [[0.1] * 2] * 2])  # class-1 probability per pixel
+    logits = torch.stack([torch.log(1 - probs.clamp(max=1 - 1e-6)), torch.log(probs.clamp(min=1e-6))], dim=1)
+    dice_part = {}
+    for batch_dice in (False, True):
+        total = supervised_loss_fn("dice_ce", batch_dice)(logits, label)
+        ce = torch.nn.functional.cross_entropy(logits, label[:, 0])
+        dice_part[batch_dice] = float(total - ce)
+    # Per sample: class 0 Dice 1 and 2*3.6/(3.6+4), class 1 Dice 1 and ~0 (no reference) -> loss 0.263.
+    # Batch: class 0 2*5.6/(5.6+6), class 1 2*2/(2.4+2) -> loss 0.063.
+    per_sample = 1 - (1 + 2 * 3.6 / 7.6 + 1 + 0) / 4
+    pooled = 1 - (2 * 5.6 / (5.6 + 6) + 2 * 2 / 4.4) / 2
+    assert dice_part[False] == pytest.approx(per_sample, abs=2e-3)
+    assert dice_part[True] == pytest.approx(pooled, abs=2e-3)
