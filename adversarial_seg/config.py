@@ -126,6 +126,9 @@ class TrainConfig(StrictModel):
     augment: bool | list[Literal["flip", "rotate", "intensity"]] = True  # true: all kinds, false: none
     # Axes of a training sample that ``flip`` mirrors (and mirror TTA with them); null: both in-plane axes.
     flip_axes: list[Literal[0, 1, 2]] | None = None
+    # Share of the slices without any foreground that an epoch trains on (2D slices of volumes),
+    # drawn anew each epoch: 1 keeps them all, 0 drops them.
+    empty_slices: float = Field(1.0, ge=0, le=1)
 
     @property
     def augmentations(self) -> tuple[str, ...]:

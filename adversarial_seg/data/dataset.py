@@ -88,6 +88,7 @@ class SegmentationDataset(torch.utils.data.Dataset):
             self.preprocessed = Dataset(items, pipeline)
         self.augment = augmentation_transforms(plan, augment, flip_axes) if augment else None
         self.samples = self._index_samples(cache)
+        self._empty: np.ndarray | None = None  # per sample: holds no foreground (for epoch_samples)
 
     def _index_samples(self, cache: bool) -> list[tuple[int, int]]:
         if self.plan.model_dims == 3 or self.plan.file_dims == 2:
@@ -125,6 +126,17 @@ class SegmentationDataset(torch.utils.data.Dataset):
         if self.augment is not None:
             self.augment.set_random_state(seed=seed)
 
+    def epoch_samples(self, empty_share: float, seed: int) -> torch.utils.data.Dataset:
+        """The samples one epoch trains on: every sample that holds foreground, and a seeded random
+        ``empty_share`` of those that do not (``train.empty_slices``); the whole dataset at 1."""
+        if empty_share >= 1:
+            return self
+        if self._empty is None:
+            self._empty = np.array([classes == (0,) for _, _, classes in self.sample_classes()])
+        empty = np.flatnonzero(self._empty)
+        kept = np.random.default_rng(seed).choice(empty, size=round(empty_share * len(empty)), replace=False)
+        return EpochSamples(self, sorted([*np.flatnonzero(~self._empty).tolist(), *kept.tolist()]))
+
     def sample_classes(self) -> list[tuple[str, int, tuple[int, ...]]]:
         """(case, slice or -1, class indices present) per sample, e.g. to count tumour-bearing slices."""
         rows = []
@@ -135,6 +147,13 @@ class SegmentationDataset(torch.utils.data.Dataset):
             present = tuple(int(v) for v in torch.unique(label.round().long()))
             rows.append((self.records[case_index].case_id, slice_index, present))
         return rows
+
+
+class EpochSamples(torch.utils.data.Subset):
+    """A subset of a ``SegmentationDataset`` whose random transforms are seeded like the whole."""
+
+    def set_random_state(self, seed: int) -> None:
+        self.dataset.set_random_state(seed)
 
 
 def build_training_dataset(

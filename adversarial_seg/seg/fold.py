@@ -147,7 +147,7 @@ class FoldRunner:
         trainer = Trainer(
             step,
             make_loader=lambda epoch: seeded_loader(
-                dataset,
+                dataset.epoch_samples(cfg.train.empty_slices, derived_seed(cfg.seed, fold, epoch, "empty_slices")),
                 cfg.train.batch_size,
                 cfg.seed,
                 (fold,),

@@ -207,3 +207,23 @@ def test_flip_axes_choose_what_the_flip_augmentation_mirrors(prostate_phantoms):
         assert seen == may_flip
     with pytest.raises(ConfigError, match=r"train.flip_axes \[2\]: a 2D training sample has axes 0..1"):
         augmentation_transforms(plan, ("flip",), [2])
+
+
+def test_epoch_samples_keep_every_foreground_slice_and_a_seeded_share_of_the_empty_ones(prostate_phantoms):
+    data = phantom_config("prostate", prostate_phantoms, size=[48, 48])
+    dataset = build_training_dataset(validate_dataset(data)[:2], data, augment=("flip",))
+    classes = dataset.sample_classes()
+    empty = [i for i, (_, _, present) in enumerate(classes) if present == (0,)]
+    assert 0 < len(empty) < len(dataset)
+    assert dataset.epoch_samples(1.0, seed=0) is dataset
+    none = dataset.epoch_samples(0.0, seed=0)
+    assert sorted(none.indices) == [i for i in range(len(dataset)) if i not in empty]
+    half = dataset.epoch_samples(0.5, seed=0)
+    kept = set(half.indices) & set(empty)
+    assert len(kept) == round(0.5 * len(empty)) and set(none.indices) <= set(half.indices)
+    assert half.indices == dataset.epoch_samples(0.5, seed=0).indices  # seeded
+    assert half.indices != dataset.epoch_samples(0.5, seed=1).indices  # drawn anew per epoch seed
+    # The loader seeds the augmentation through the subset exactly as through the whole dataset.
+    first = next(iter(seeded_loader(half, 4, seed=7, stream=(0,), epoch=2)))
+    again = next(iter(seeded_loader(dataset.epoch_samples(0.5, seed=0), 4, seed=7, stream=(0,), epoch=2)))
+    assert torch.equal(first["image"], again["image"])
