@@ -97,12 +97,16 @@ class LossConfig(StrictModel):
     supervised: Literal["ce", "dice_ce"] = "ce"
     # least_squares by default: with the logistic losses the demo's hybrid run collapsed to an
     # empty prediction (docs/performance.md, "Adversarial loss and stability").
-    adversarial: Literal["minimax", "non_saturating", "least_squares", "hinge", "wasserstein"] = "least_squares"
+    # segan_l1: SegAN's multi-scale L1 on D's features at every layer (Xue et al. 2018), min-max
+    adversarial: Literal["minimax", "non_saturating", "least_squares", "hinge", "wasserstein", "segan_l1"] = (
+        "least_squares"
+    )
     w_sup: float | None = Field(None, ge=0)
     w_adv: float | None = Field(None, ge=0)
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     instance_noise: float = Field(0.0, ge=0)
     gradient_penalty: float = Field(0.0, ge=0)
+    feature_matching: float = Field(0.0, ge=0)  # weight of G's feature-matching term (Salimans et al. 2016)
     # dice_ce: one Dice over the whole batch per class (nnU-Net's batch Dice) instead of a mean of
     # per-sample Dice, which punishes any foreground on the many slices that hold none.
     batch_dice: bool = False

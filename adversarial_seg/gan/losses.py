@@ -16,7 +16,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -91,11 +91,74 @@ ADVERSARIAL_LOSSES: dict[str, tuple[DLoss, GLoss]] = {
 
 
 def adversarial_losses(name: str) -> tuple[DLoss, GLoss]:
-    """(d_loss(real_logits, fake_logits, real_target=1.0), g_loss(fake_logits)) chosen by name."""
+    """(d_loss(real_logits, fake_logits, real_target=1.0), g_loss(fake_logits)) chosen by name.
+
+    A feature loss (``FEATURE_LOSSES``, e.g. ``segan_l1``) returns (d_loss(real_features,
+    fake_features), g_loss(real_features, fake_features)) on lists of every layer's output.
+    """
+    if name in FEATURE_LOSSES:
+        return FEATURE_LOSSES[name]
     try:
         return ADVERSARIAL_LOSSES[name]
     except KeyError:
-        raise ValueError(f"unknown adversarial loss {name!r}; choose one of {', '.join(ADVERSARIAL_LOSSES)}") from None
+        names = ", ".join([*ADVERSARIAL_LOSSES, *FEATURE_LOSSES])
+        raise ValueError(f"unknown adversarial loss {name!r}; choose one of {names}") from None
+
+
+def multiscale_l1(real_features: Sequence[Tensor], fake_features: Sequence[Tensor]) -> Tensor:
+    """SegAN's multi-scale L1 (Xue et al. 2018): mean over layers of mean |f_i(real) - f_i(fake)|.
+
+    ``*_features``: the critic's output at every layer, layer i (B, C_i, *s_i), the same shapes in
+    both lists. Each layer counts equally, whatever its size. (The SegAN code concatenates the
+    flattened layers and the critic's input, so large layers dominate there.)
+
+    >>> import torch
+    >>> real = [torch.zeros(1, 1, 2), torch.zeros(1, 2, 1)]
+    >>> fake = [torch.tensor([[[1.0, 3.0]]]), torch.tensor([[[1.0], [-1.0]]])]
+    >>> float(multiscale_l1(real, fake))  # ((1 + 3) / 2 + (1 + 1) / 2) / 2
+    1.5
+    """
+    if len(real_features) != len(fake_features) or not real_features:
+        raise ValueError("multiscale_l1 needs the same, non-zero number of real and fake feature layers")
+    per_layer = [(r.float() - f.float()).abs().mean() for r, f in zip(real_features, fake_features)]
+    return torch.stack(per_layer).mean()
+
+
+def d_multiscale_l1(real_features: Sequence[Tensor], fake_features: Sequence[Tensor]) -> Tensor:
+    """SegAN critic: maximise the multi-scale L1 between the expert and the predicted pair."""
+    return -multiscale_l1(real_features, fake_features)
+
+
+def g_multiscale_l1(real_features: Sequence[Tensor], fake_features: Sequence[Tensor]) -> Tensor:
+    """SegAN segmentor: minimise it (real features carry no gradient to G)."""
+    return multiscale_l1([r.detach() for r in real_features], fake_features)
+
+
+FeatureLoss = Callable[[Sequence[Tensor], Sequence[Tensor]], Tensor]
+
+# Losses on the critic's features at every layer (logits last) rather than on the logits alone.
+FEATURE_LOSSES: dict[str, tuple[FeatureLoss, FeatureLoss]] = {"segan_l1": (d_multiscale_l1, g_multiscale_l1)}
+
+
+def feature_matching(real_features: Sequence[Tensor], fake_features: Sequence[Tensor]) -> Tensor:
+    """Feature matching (Salimans et al. 2016): mean over layers of mean (E_b f_i(real) - E_b f_i(fake))^2.
+
+    Layer i is (B, C_i, *s_i); E_b is the mean over the batch, so G matches D's mean features at
+    every channel and position, not each sample's. Pass the intermediate layers (without the
+    logits); the real features are detached.
+
+    >>> import torch
+    >>> real = [torch.tensor([[1.0], [3.0]])]  # batch mean 2
+    >>> fake = [torch.tensor([[0.0], [0.0]])]  # batch mean 0
+    >>> float(feature_matching(real, fake))
+    4.0
+    """
+    if len(real_features) != len(fake_features) or not real_features:
+        raise ValueError("feature_matching needs the same, non-zero number of real and fake feature layers")
+    per_layer = [
+        ((r.detach().float().mean(0) - f.float().mean(0)) ** 2).mean() for r, f in zip(real_features, fake_features)
+    ]
+    return torch.stack(per_layer).mean()
 
 
 def gradient_penalty(

@@ -10,6 +10,12 @@ disabled pass-throughs without fp16, so the CPU, bf16 and CUDA fp16 paths are on
 The ratio of adversarial to supervised gradient norm at G's output is measured without an
 extra backward pass: G's output is split into two detached leaves, one feeding the
 supervised term and one feeding D, their gradients are read off, summed and pushed through G.
+
+Two losses look at D's features at every layer instead of its logits alone (the task's
+``discriminate_features``): a feature loss as ``adversarial`` (SegAN's ``segan_l1``: D maximises
+the multi-scale L1 between the real and the fake sample, G minimises it) and
+``feature_matching`` > 0 (G also matches D's mean intermediate features of the real samples,
+weighted by it). ``d_real`` / ``d_fake`` are then the raw last-layer outputs.
 """
 
 from __future__ import annotations
@@ -21,7 +27,13 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from adversarial_seg.gan.losses import add_instance_noise, adversarial_losses, gradient_penalty
+from adversarial_seg.gan.losses import (
+    FEATURE_LOSSES,
+    add_instance_noise,
+    adversarial_losses,
+    feature_matching,
+    gradient_penalty,
+)
 from adversarial_seg.gan.task import AdversarialTask, Batch
 from adversarial_seg.runtime import Precision
 
@@ -38,6 +50,12 @@ class StepConfig:
     label_smoothing: float = 0.0
     instance_noise: float = 0.0
     gradient_penalty: float = 0.0
+    feature_matching: float = 0.0
+
+    @property
+    def on_features(self) -> bool:
+        """True when the adversarial loss compares D's features at every layer (``segan_l1``)."""
+        return self.adversarial in FEATURE_LOSSES
 
     @classmethod
     def from_sections(cls, loss, train, w_sup: float, w_adv: float) -> StepConfig:
@@ -51,6 +69,7 @@ class StepConfig:
             label_smoothing=loss.label_smoothing,
             instance_noise=loss.instance_noise,
             gradient_penalty=loss.gradient_penalty,
+            feature_matching=getattr(loss, "feature_matching", 0.0),  # gan-train's configs have none
         )
 
 
@@ -118,9 +137,17 @@ class AdversarialStep:
         with self.precision.autocast():
             real = task.real_sample(batch, generated)
             fake = task.fake_sample(batch, generated)
-            real_logits = task.discriminate(batch, add_instance_noise(real, cfg.instance_noise))
-            fake_logits = task.discriminate(batch, add_instance_noise(fake, cfg.instance_noise))
-            terms = {"loss_d": self.d_loss(real_logits.float(), fake_logits.float(), 1.0 - cfg.label_smoothing)}
+            real_in = add_instance_noise(real, cfg.instance_noise)
+            fake_in = add_instance_noise(fake, cfg.instance_noise)
+            if cfg.on_features:
+                real_features = task.discriminate_features(batch, real_in)
+                fake_features = task.discriminate_features(batch, fake_in)
+                real_logits, fake_logits = real_features[-1], fake_features[-1]
+                terms = {"loss_d": self.d_loss(real_features, fake_features)}
+            else:
+                real_logits = task.discriminate(batch, real_in)
+                fake_logits = task.discriminate(batch, fake_in)
+                terms = {"loss_d": self.d_loss(real_logits.float(), fake_logits.float(), 1.0 - cfg.label_smoothing)}
             if cfg.gradient_penalty > 0:
                 scale = self.scaler_d.get_scale() if self.scaler_d.is_enabled() else None
                 terms["gradient_penalty"] = gradient_penalty(
@@ -151,9 +178,20 @@ class AdversarialStep:
                 terms["loss_sup"] = supervised.float()
                 total = total + cfg.w_sup * terms["loss_sup"]
             if self.adversarial_on:
-                logits = task.discriminate(batch, task.fake_sample(batch, out_adv))
-                terms["loss_adv"] = self.g_loss(logits.float())
+                fake = task.fake_sample(batch, out_adv)
+                if cfg.on_features or cfg.feature_matching > 0:
+                    fake_features = task.discriminate_features(batch, fake)
+                    real = task.real_sample(batch, out_adv.detach())
+                    real_features = [f.detach() for f in task.discriminate_features(batch, real)]
+                if cfg.on_features:
+                    terms["loss_adv"] = self.g_loss(real_features, fake_features)
+                else:
+                    logits = fake_features[-1] if cfg.feature_matching > 0 else task.discriminate(batch, fake)
+                    terms["loss_adv"] = self.g_loss(logits.float())
                 total = total + cfg.w_adv * terms["loss_adv"]
+                if cfg.feature_matching > 0:
+                    terms["loss_feature_matching"] = feature_matching(real_features[:-1], fake_features[:-1])
+                    total = total + cfg.feature_matching * terms["loss_feature_matching"]
                 extra = task.extra_generator_losses(batch, out_adv)
                 terms.update(extra)
                 total = total + sum(extra.values(), torch.zeros((), device=total.device))

@@ -9,7 +9,9 @@ The adversarial step (``gan/step.py``) is written once against this interface. A
   for an unconditional GAN the images themselves). Only this tensor is interpolated for the
   gradient penalty and noised for instance noise.
 - ``discriminate(batch, sample)``: D's logits; conditioning (the image of an (image, mask)
-  pair, a class label) comes from ``batch``.
+  pair, a class label) comes from ``batch``. ``discriminate_features(batch, sample)``: D's
+  output at every layer, logits last, for the feature losses (SegAN's multi-scale L1,
+  feature matching); only tasks whose D exposes its layers define it.
 - ``supervised_loss``: an optional non-adversarial term on G's output (CE for segmentation,
   L1 for pix2pix). ``extra_generator_losses`` / ``extra_discriminator_losses``: named extra
   terms (InfoGAN's mutual information). ``after_discriminator_update``: e.g. weight clipping.
@@ -44,6 +46,13 @@ class AdversarialTask:
 
     def discriminate(self, batch: Batch, sample: Tensor) -> Tensor:
         return self.discriminator(sample)
+
+    def discriminate_features(self, batch: Batch, sample: Tensor) -> list[Tensor]:
+        """D's output at every layer, each (B, C_i, *s_i), the logits last."""
+        raise NotImplementedError(
+            f"{type(self).__name__}'s discriminator does not expose its layers; the feature losses "
+            "(segan_l1, feature matching) need discriminate_features"
+        )
 
     def supervised_loss(self, batch: Batch, generated: Tensor) -> Tensor | None:
         return None

@@ -11,7 +11,13 @@ The mask discriminator judges an (image, mask) pair. How the mask is shown to it
   (Luc et al. 2016): at each pixel the true class gets max(tau, s_true) and the other classes
   share the rest in proportion to the prediction s, so both inputs are soft.
 
-``input_scale`` < 1 shows D an area-downsampled pair, which is most of its cost.
+``input_scale`` < 1 shows D an area-downsampled pair, which is most of its cost; a
+full-resolution D at lower width is ``input_scale: 1`` with a smaller ``channels``.
+
+``norm`` is the normalisation of PatchDiscriminator's inner layers (``INSTANCE``, ``BATCH``,
+``GROUP``/``LAYER`` with arguments as ``[name, {...}]``, or ``NONE`` / null for none); with
+``spectral_norm`` every convolution's weight is divided by its largest singular value
+(Miyato et al. 2018, ``torch.nn.utils.parametrizations.spectral_norm``).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from torch import nn
 from adversarial_seg.errors import InputError
 
 MASK_ENCODINGS = ("onehot", "product", "scaled")
+NORMS = ("INSTANCE", "BATCH", "GROUP", "LAYER", "LOCALRESPONSE", "SYNCBATCH", "INSTANCE_NVFUSER")
 
 
 class NetworkConfigError(InputError):
@@ -77,12 +84,41 @@ def scaled_encoding(onehot: torch.Tensor, probs: torch.Tensor, tau: float = 0.9)
     return onehot * y_true + (1.0 - onehot) * probs * rest
 
 
+def discriminator_norm(norm) -> str | tuple | None:
+    """``model.discriminator.norm`` as MONAI takes it: None for ``NONE`` / null, else the name (or
+    (name, arguments)); NetworkConfigError naming the key for anything else.
+
+    >>> discriminator_norm("none"), discriminator_norm("instance"), discriminator_norm(["GROUP", {"num_groups": 2}])
+    (None, 'INSTANCE', ('GROUP', {'num_groups': 2}))
+    """
+    if norm is None or (isinstance(norm, str) and norm.upper() == "NONE"):
+        return None
+    name, args = norm, None
+    if isinstance(norm, list | tuple) and len(norm) == 2:
+        name, args = norm
+    if not isinstance(name, str) or name.upper() not in NORMS or not isinstance(args, dict | None):
+        raise NetworkConfigError(
+            f"model.discriminator.norm: {norm!r} is not a normalisation; use INSTANCE, BATCH, NONE (or null), "
+            "or [GROUP, {num_groups: N}]"
+        )
+    return name.upper() if args is None else (name.upper(), args)
+
+
+def add_spectral_norm(module: nn.Module) -> nn.Module:
+    """Spectral normalisation on the weight of every convolution in ``module`` (in place)."""
+    for layer in list(module.modules()):
+        if isinstance(layer, nn.Conv1d | nn.Conv2d | nn.Conv3d):
+            nn.utils.parametrizations.spectral_norm(layer)
+    return module
+
+
 class MaskDiscriminator(nn.Module):
     """PatchGAN (MONAI ``PatchDiscriminator``) on an encoded (image, mask) pair.
 
     It owns the whole encoding of a pair: ``expert_mask`` and ``predicted_mask`` turn class
     indices and logits into the (B, K, *S) masks it judges, ``forward`` combines them with the
-    image. forward(image (B, C, *S), mask (B, K, *S)) -> patch logits (B, 1, *s).
+    image. forward(image (B, C, *S), mask (B, K, *S)) -> patch logits (B, 1, *s); ``features``
+    returns every layer's output, (B, C_i, *s_i), the logits last.
     """
 
     def __init__(
@@ -94,7 +130,8 @@ class MaskDiscriminator(nn.Module):
         input_scale: float = 0.5,
         channels: int = 16,
         num_layers_d: int = 3,
-        norm: str | tuple = "INSTANCE",
+        norm: str | tuple | None = "INSTANCE",
+        spectral_norm: bool = False,
         **kwargs,
     ):
         super().__init__()
@@ -102,6 +139,8 @@ class MaskDiscriminator(nn.Module):
             raise NetworkConfigError(
                 f"model.discriminator.mask_encoding: {mask_encoding!r} is not one of {', '.join(MASK_ENCODINGS)}"
             )
+        if not isinstance(spectral_norm, bool):
+            raise NetworkConfigError(f"model.discriminator.spectral_norm: {spectral_norm!r} is not true or false")
         self.mask_encoding = mask_encoding
         self.input_scale = float(input_scale)
         in_channels = image_channels * num_classes if mask_encoding == "product" else image_channels + num_classes
@@ -110,8 +149,10 @@ class MaskDiscriminator(nn.Module):
             "PatchDiscriminator",
             "model.discriminator",
             fixed,
-            {"channels": channels, "num_layers_d": num_layers_d, "norm": norm, **kwargs},
+            {"channels": channels, "num_layers_d": num_layers_d, "norm": discriminator_norm(norm), **kwargs},
         )
+        if spectral_norm:
+            add_spectral_norm(self.net)
 
     @staticmethod
     def predicted_mask(logits: torch.Tensor) -> torch.Tensor:
@@ -126,7 +167,8 @@ class MaskDiscriminator(nn.Module):
             return scaled_encoding(onehot, self.predicted_mask(logits))
         return onehot
 
-    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def features(self, image: torch.Tensor, mask: torch.Tensor) -> list[torch.Tensor]:
+        """Every layer's output on the encoded pair, (B, C_i, *s_i) each, patch logits (B, 1, *s) last."""
         if self.input_scale < 1:
             image = F.interpolate(image, scale_factor=self.input_scale, mode="area")
             mask = F.interpolate(mask, scale_factor=self.input_scale, mode="area")
@@ -135,4 +177,7 @@ class MaskDiscriminator(nn.Module):
             pair = (image.unsqueeze(1) * mask.unsqueeze(2)).flatten(1, 2)
         else:
             pair = torch.cat([image, mask], dim=1)
-        return self.net(pair)[-1]  # PatchDiscriminator returns every layer's output; logits last
+        return self.net(pair)  # PatchDiscriminator returns every layer's output; logits last
+
+    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.features(image, mask)[-1]

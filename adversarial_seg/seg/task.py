@@ -58,6 +58,9 @@ class SegmentationTask(AdversarialTask):
     def discriminate(self, batch, sample):
         return self.discriminator(batch["image"], sample)
 
+    def discriminate_features(self, batch, sample):
+        return self.discriminator.features(batch["image"], sample)
+
     def supervised_loss(self, batch, generated):
         return self._supervised(generated, batch["label"])
 

@@ -126,3 +126,43 @@ def test_gradient_penalty_with_loss_scale_gives_the_same_value():
     plain = gradient_penalty(half_squared_norm, real, fake, torch.Generator().manual_seed(3))
     scaled = gradient_penalty(half_squared_norm, real, fake, torch.Generator().manual_seed(3), grad_scale=1024.0)
     assert torch.allclose(plain, scaled, atol=1e-6)
+
+
+def test_multiscale_l1_averages_layers_equally():
+    """SegAN's loss, by hand: layer 1 |(0,0) - (2,4)| mean 3, layer 2 |(1,1,1,1) - (1,1,1,0)| mean 0.25."""
+    from adversarial_seg.gan.losses import d_multiscale_l1, multiscale_l1
+
+    real = [torch.zeros(1, 1, 2), torch.ones(1, 1, 2, 2)]
+    fake = [torch.tensor([[[2.0, 4.0]]]), torch.tensor([[[[1.0, 1.0], [1.0, 0.0]]]])]
+    assert float(multiscale_l1(real, fake)) == pytest.approx((3 + 0.25) / 2)
+    assert float(d_multiscale_l1(real, fake)) == pytest.approx(-(3 + 0.25) / 2)  # D maximises it
+
+
+def test_multiscale_l1_min_max_gradients():
+    """D's loss falls as the features move apart; G's falls as the fake moves towards the real,
+    and the real features get no gradient from G's loss."""
+    from adversarial_seg.gan.losses import d_multiscale_l1, g_multiscale_l1
+
+    real, fake = [t(1.0, 2.0)], [t(0.5, 3.0)]
+    d_multiscale_l1(real, fake).backward()
+    # d/df mean |r - f| = sign(f - r) / 2 = (-0.5, 0.5); D's loss is its negative
+    assert fake[0].grad.tolist() == [0.5, -0.5]
+    real, fake = [t(1.0, 2.0)], [t(0.5, 3.0)]
+    g_multiscale_l1(real, fake).backward()
+    assert fake[0].grad.tolist() == [-0.5, 0.5] and real[0].grad is None
+    assert adversarial_losses("segan_l1") == (d_multiscale_l1, g_multiscale_l1)
+
+
+def test_feature_matching_compares_batch_means():
+    """Salimans et al.: (E_b real - E_b fake)^2 per feature. Samples that differ but share a mean cost 0."""
+    from adversarial_seg.gan.losses import feature_matching
+
+    real = [torch.tensor([[1.0, 0.0], [3.0, 2.0]])]  # batch mean (2, 1)
+    fake = [torch.tensor([[0.0, 1.0], [0.0, 1.0]])]  # batch mean (0, 1)
+    assert float(feature_matching(real, fake)) == pytest.approx((4.0 + 0.0) / 2)
+    swapped = [torch.tensor([[3.0, 2.0], [1.0, 0.0]])]
+    assert float(feature_matching(real, swapped)) == 0.0
+    two_layers = feature_matching(real + real, fake + swapped)
+    assert float(two_layers) == pytest.approx(1.0)  # mean of 2 and 0
+    with pytest.raises(ValueError, match="same, non-zero number"):
+        feature_matching(real, [])

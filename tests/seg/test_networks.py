@@ -62,3 +62,54 @@ def test_segmentor_2d_and_3d():
     kwargs = {"channels": [4, 8], "strides": [2]}
     assert build_segmentor("UNet", kwargs, 2, 1, 3)(torch.randn(1, 1, 16, 16)).shape == (1, 3, 16, 16)
     assert build_segmentor("UNet", kwargs, 3, 2, 2)(torch.randn(1, 2, 8, 8, 8)).shape == (1, 2, 8, 8, 8)
+
+
+@pytest.mark.parametrize(
+    "norm,layer", [("INSTANCE", torch.nn.InstanceNorm2d), ("batch", torch.nn.BatchNorm2d), ("NONE", None), (None, None)]
+)
+def test_discriminator_normalisation_choice(norm, layer):
+    d = MaskDiscriminator(2, 1, 2, channels=4, norm=norm)
+    norms = [m for m in d.modules() if isinstance(m, torch.nn.modules.batchnorm._NormBase)]
+    assert len(norms) == (3 if layer else 0) and all(type(m) is layer for m in norms)
+    assert d(torch.randn(2, 1, 64, 64), torch.rand(2, 2, 64, 64)).shape[:2] == (2, 1)
+
+
+def test_a_bad_normalisation_is_one_sentence_naming_the_key():
+    from .conftest import make_step  # builds the run's step, as seg-train does up front
+
+    for bad in ("INSTNACE", 3):
+        with pytest.raises(NetworkConfigError) as info:
+            make_step("hybrid", model={"discriminator": {"channels": 4, "norm": bad}})
+        message = str(info.value)
+        assert message.startswith("model.discriminator.norm:") and "\n" not in message and "NONE" in message
+
+
+def test_spectral_norm_on_every_convolution():
+    d = MaskDiscriminator(2, 1, 2, channels=4, spectral_norm=True)
+    convs = [m for m in d.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == 5 and all(torch.nn.utils.parametrize.is_parametrized(m, "weight") for m in convs)
+    x, mask = torch.randn(2, 1, 64, 64), torch.rand(2, 2, 64, 64)
+    for _ in range(20):  # power iteration converges in training mode
+        d(x, mask)
+    for m in convs:
+        sigma = torch.linalg.matrix_norm(m.weight.detach().flatten(1), ord=2)
+        assert float(sigma) == pytest.approx(1.0, abs=0.05)
+    plain = MaskDiscriminator(2, 1, 2, channels=4)
+    assert not any(torch.nn.utils.parametrize.is_parametrized(m) for m in plain.modules())
+    with pytest.raises(NetworkConfigError, match="spectral_norm"):
+        MaskDiscriminator(2, 1, 2, spectral_norm="yes")
+
+
+def test_full_resolution_discriminator_at_lower_width():
+    """``input_scale: 1, channels: 8``: D sees every pixel and its first layer has 8 filters; its inner
+    layers cost as many multiply-adds as the default's (0.5, 16): 4x the pixels at half the width."""
+    from .conftest import make_step
+
+    step = make_step("hybrid", model={"discriminator": {"input_scale": 1, "channels": 8}})
+    d = step.task.discriminator
+    assert d.input_scale == 1.0 and d.net.initial_conv.conv.out_channels == 8
+    features = d.features(torch.randn(1, 1, 64, 64), torch.rand(1, 3, 64, 64))
+    assert features[0].shape[-2:] == (32, 32)  # first stride-2 conv on the full 64 x 64 pair
+    default = MaskDiscriminator(2, 1, 3, channels=16)
+    assert default.features(torch.randn(1, 1, 64, 64), torch.rand(1, 3, 64, 64))[0].shape[-2:] == (16, 16)
+    assert sum(p.numel() for p in d.parameters()) < sum(p.numel() for p in default.parameters()) / 3
