@@ -42,6 +42,8 @@ TRAINING_PANELS: Panels = (
     # D's outputs (near 0..1) and the gradient ratio (often 3..5) on one axis would flatten D's curves
     ("discriminator outputs", lambda k: k in ("d_real", "d_fake")),
     ("adversarial / supervised gradient", lambda k: k == "grad_ratio_adv_sup"),
+    # the probe: 0.5 = D cannot tell expert from predicted masks on held-out pairs
+    ("discriminator AUC (held out)", lambda k: k == "d_auc"),
     ("validation", lambda k: k.startswith("val_")),
 )
 
@@ -73,5 +75,6 @@ def plot_history(rows: list[dict], path: Path, panels: Panels, title: str = "", 
 
 
 def plot_training_curves(rows: list[dict], path: Path, title: str = "") -> None:
-    """Every loss term; D(real) / D(fake); the gradient ratio; validation metrics (one panel each)."""
+    """Every loss term; D(real) / D(fake); the gradient ratio; D's held-out AUC; validation metrics
+    (one panel each)."""
     plot_history(rows, path, TRAINING_PANELS, title)

@@ -18,3 +18,12 @@ def test_a_ce_run_draws_no_discriminator_panels(tmp_path):
     assert [name for name, _ in panel_columns([row], TRAINING_PANELS)] == ["loss", "validation"]
     plot_training_curves([row, {**row, "epoch": 2}], tmp_path / "progress.png")
     assert (tmp_path / "progress.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_discriminator_probe_has_its_own_panel(tmp_path):
+    rows = [{**ROW, "d_auc": 0.62, "d_auc_pairs": 30.0}, {**ROW, "epoch": 2, "d_auc": 0.7, "d_auc_pairs": 30.0}]
+    panels = dict(panel_columns(rows, TRAINING_PANELS))
+    assert panels["discriminator AUC (held out)"] == ["d_auc"]
+    assert not any("d_auc_pairs" in columns for columns in panels.values())  # a count, not a curve
+    plot_training_curves(rows, tmp_path / "progress.png")
+    assert (tmp_path / "progress.png").is_file()

@@ -88,7 +88,9 @@ class Trainer:
         seed, stream: the run seed and a stream id such as (fold,), for derived seeds.
         device: where batches go (the one place they are moved).
         schedulers: learning-rate schedulers stepped once per epoch.
-        evaluate: optional ``epoch -> dict`` of validation metrics, logged with the epoch.
+        evaluate: optional ``epoch -> dict`` of validation metrics, logged with the epoch (``val_`` + key).
+        probe: optional ``epoch -> dict`` of diagnostics logged under their own names after
+            ``evaluate`` (e.g. the discriminator probe's ``d_auc``).
         on_epoch_end: optional ``(epoch, row) -> None`` called after the checkpoint is written.
         print_fn: receives one summary line per epoch (None: silent).
         extra_state: the caller's plain values saved in every checkpoint and put back into this
@@ -106,6 +108,7 @@ class Trainer:
         d_steps: int = 1,
         schedulers: dict[str, Any] | None = None,
         evaluate: Callable[[int], dict] | None = None,
+        probe: Callable[[int], dict] | None = None,
         on_epoch_end: Callable[[int, dict], None] | None = None,
         print_fn: Callable[[str], None] | None = print,
         progress: bool = True,
@@ -120,6 +123,7 @@ class Trainer:
         self.d_steps = d_steps if step.adversarial_on else 1
         self.schedulers = schedulers or {}
         self.evaluate = evaluate
+        self.probe = probe
         self.on_epoch_end = on_epoch_end
         self.print_fn = print_fn
         self.progress = progress
@@ -206,6 +210,8 @@ class Trainer:
             if self.evaluate is not None:
                 # plain floats: the history goes into a checkpoint that loads with weights_only
                 row.update({f"val_{k}": float(v) for k, v in self.evaluate(epoch).items()})
+            if self.probe is not None:
+                row.update({k: float(v) for k, v in self.probe(epoch).items()})
             row["seconds"] = round(time.perf_counter() - started, 3)
             self.history.append(row)
             self.epochs_done = epoch + 1

@@ -46,6 +46,21 @@ def median_iqr(stats: dict | None, digits: int = 3) -> str:
     return f"{fmt(stats['median'], digits)} [{fmt(stats['q25'], digits)}, {fmt(stats['q75'], digits)}]"
 
 
+def probe_text(probe: dict | None) -> str:
+    """The discriminator probe of a run: mean over folds of the last epoch's D AUC [min, max].
+
+    >>> probe_text({"mean": 0.6, "min": 0.55, "max": 0.7, "folds": {"0": 0.55, "1": 0.7}})
+    '0.600 [0.550, 0.700]'
+    >>> probe_text(None)
+    'n/a'
+    """
+    if not probe:
+        return "n/a"
+    if len(probe["folds"]) == 1:
+        return fmt(probe["mean"])
+    return f"{fmt(probe['mean'])} [{fmt(probe['min'])}, {fmt(probe['max'])}]"
+
+
 def provenance_block(evaluations) -> list:
     rows = []
     for e in evaluations:
@@ -56,11 +71,14 @@ def provenance_block(evaluations) -> list:
             e.name, e.run.config.scheme, str(e.run.config.seed), provenance.get("config_hash", "?")[:12],
             short_commits(e.git_commit), versions.get("adversarial_seg", "?"),
             str(e.run.config.data.root), f"{len(folds)} folds, {sum(len(f['val']) for f in folds)} cases",
-            f"{e.train_seconds / 60:.1f} min", "yes" if e.complete else "NO",
+            f"{e.train_seconds / 60:.1f} min", probe_text(e.probe), "yes" if e.complete else "NO",
         ])  # fmt: skip
     header = ["run", "scheme", "seed", "config hash", "trained by commit", "version", "dataset", "splits",
-              "train time", "complete"]  # fmt: skip
-    return [("table", header, rows)]
+              "train time", "D AUC", "complete"]  # fmt: skip
+    note = ("D AUC: the discriminator probe, the ROC AUC with which the run's discriminator tells (image, expert "
+            "mask) from (image, prediction) on each fold's held-out monitor cases at the last epoch; mean over "
+            "folds [min, max]. 0.5 is chance; n/a: the run has no discriminator.")  # fmt: skip
+    return [("table", header, rows), ("p", note)]
 
 
 def class_warnings(name: str, rows: list[dict]) -> list[str]:
@@ -390,6 +408,7 @@ def write_tables(evaluations, formats: set[str], output: Path, lesion_overlap: f
                                   "git_commit": e.git_commit,
                                   "dataset": str(e.run.config.data.root), "n_folds": len(e.folds),
                                   "train_seconds": round(e.train_seconds, 1), "complete": e.complete,
+                                  "discriminator_probe": e.probe,
                                   "missing": e.missing, "classes": e.summary} for e in evaluations},
                 "lesion_overlap": lesion_overlap, "comparison": comparison, "seed_spread": spread}  # fmt: skip
         write_json(body, output / "evaluation.json")

@@ -10,6 +10,8 @@ incomplete.
 
 from __future__ import annotations
 
+import csv
+import math
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -38,6 +40,7 @@ class RunEvaluation:
     rows: list[dict] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     done: list[dict] = field(default_factory=list)  # the finished folds' fold_done.json
+    probe: dict | None = None  # last-epoch discriminator AUC per fold (``last_epoch_probe``); None without D
 
     @property
     def train_seconds(self) -> float:
@@ -87,6 +90,33 @@ def lesion_summary(rows: list[dict]) -> dict:
         "false_positive_lesions_per_case": float(np.mean([int(r["false_positive_lesions"]) for r in rows])),
         "cases": len(rows),
     }
+
+
+def last_epoch_probe(run_dir: Path, folds: list[int]) -> dict | None:
+    """The discriminator probe of each fold's last epoch (``d_auc`` in ``fold_K/log.csv``), with its
+    mean, min and max over folds: ``{"folds": {"0": 0.61, ...}, "mean", "min", "max", "epoch"}``.
+    None when no fold logged one (a run without a discriminator, or trained before the probe)."""
+    values, epochs = {}, set()
+    for fold in folds:
+        path = Path(run_dir) / f"fold_{fold}" / "log.csv"
+        try:
+            rows = list(csv.DictReader(path.read_text().splitlines())) if path.is_file() else []
+        except (OSError, UnicodeDecodeError, csv.Error):  # the log is a diagnostic: an unreadable one is left out
+            rows = []
+        if rows and rows[-1].get("d_auc") not in (None, ""):
+            try:
+                value = float(rows[-1]["d_auc"])
+            except ValueError:
+                continue
+            if math.isfinite(value):
+                values[str(fold)] = value
+                epochs.add(rows[-1].get("epoch"))
+    if not values:
+        return None
+    numbers = list(values.values())
+    epoch = epochs.pop() if len(epochs) == 1 else None
+    return {"folds": values, "mean": float(np.mean(numbers)), "min": min(numbers), "max": max(numbers),
+            "epoch": int(epoch) if epoch and epoch.isdigit() else None}  # fmt: skip
 
 
 def read_run_splits(path: Path) -> list[dict]:
@@ -162,6 +192,7 @@ def evaluate_run(run_dir: Path, lesion_overlap: float = 0.1, name: str | None = 
                 evaluation.missing.append(f"case {case} (fold {split['fold']}): {exc}")
                 continue
             evaluation.prediction_paths[case] = path
+    evaluation.probe = last_epoch_probe(run.run_dir, [int(d["fold"]) for d in evaluation.done if "fold" in d])
     return evaluation
 
 

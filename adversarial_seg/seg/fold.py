@@ -26,6 +26,7 @@ from adversarial_seg.plots import plot_training_curves
 from adversarial_seg.provenance import git_commit
 from adversarial_seg.runtime import Precision, derived_seed, seed_everything, to_device
 from adversarial_seg.seg.inference import predict_native, write_probabilities
+from adversarial_seg.seg.probe import discriminator_probe
 from adversarial_seg.seg.progress import StudyClock
 from adversarial_seg.seg.run import FOLD_DONE, RunSpec
 from adversarial_seg.seg.scoring import score_prediction
@@ -139,6 +140,11 @@ class FoldRunner:
                     )
             return scores
 
+        def probe(epoch: int) -> dict:
+            """D's AUC at telling expert from predicted pairs on the monitor cases (chooses nothing)."""
+            task = step.task
+            return discriminator_probe(task.generator, task.discriminator, monitor, self.device, self.precision)
+
         def on_epoch_end(epoch: int, row: dict) -> None:
             self.clock.epoch_done()
             self.print(f"{self.prefix(fold)} {format_epoch_line(row, cfg.train.epochs)}  ({self.clock.status()})")
@@ -162,6 +168,7 @@ class FoldRunner:
             d_steps=cfg.train.d_steps,
             schedulers={"lr_g": scheduler},
             evaluate=evaluate,
+            probe=probe if step.task.discriminator is not None else None,
             on_epoch_end=on_epoch_end,
             print_fn=None,  # on_epoch_end prints the line with the study's progress
             progress=self.progress,

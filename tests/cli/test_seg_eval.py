@@ -114,3 +114,51 @@ def test_runs_on_different_splits_are_refused(study, tmp_path, capsys):
     assert evaluate([str(study / "ce"), str(other), "--output", str(tmp_path / "cmp")]) == 2
     assert "used different splits" in capsys.readouterr().err
     assert not (tmp_path / "cmp").exists()
+
+
+def test_the_discriminator_probe_is_logged_and_reported_per_run(study):
+    """hybrid logs D's held-out AUC each epoch (on the fold's validation cases, with select: last);
+    ce has no discriminator and no column. seg-eval shows the last epoch's mean over folds."""
+    for fold in (0, 1):
+        hybrid = list(csv.DictReader(open(study / "hybrid" / f"fold_{fold}" / "log.csv")))
+        assert len(hybrid) == 2 and all(0 <= float(r["d_auc"]) <= 1 for r in hybrid)
+        assert all(float(r["d_auc_pairs"]) > 0 for r in hybrid)
+        ce = list(csv.DictReader(open(study / "ce" / f"fold_{fold}" / "log.csv")))
+        assert "d_auc" not in ce[0]
+    assert evaluate([str(study), "--output", str(study / "probe_report")]) == 0
+    body = json.loads((study / "probe_report" / "evaluation.json").read_text())["runs"]
+    assert body["ce"]["discriminator_probe"] is None
+    probe = body["hybrid"]["discriminator_probe"]
+    last = [float(list(csv.DictReader(open(study / "hybrid" / f"fold_{k}" / "log.csv")))[-1]["d_auc"]) for k in (0, 1)]
+    assert probe["folds"] == {"0": pytest.approx(last[0]), "1": pytest.approx(last[1])} and probe["epoch"] == 2
+    assert probe["mean"] == pytest.approx(np.mean(last)) and probe["min"] == min(last)
+    markdown = (study / "probe_report" / "report.md").read_text()
+    assert "| train time | D AUC | complete |" in markdown
+    assert f"| {np.mean(last):.3f} [{min(last):.3f}, {max(last):.3f}] | yes |" in markdown
+    assert re.search(r"\| ce \|.*\| n/a \| yes \|", markdown)
+
+
+def test_probe_script_trains_a_fresh_discriminator_on_frozen_predictions(study):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "scripts" / "probe_discriminator.py"
+    done = subprocess.run(
+        [sys.executable, str(script), str(study / "hybrid"), "--fold", "1", "--steps", "30", "--encoding", "onehot"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    splits = json.loads((study / "hybrid" / "splits.json").read_text())[1]
+    assert result["fold"] == 1 and result["encoding"] == "onehot" and result["steps"] == 30
+    assert result["val_pairs"] >= len(splits["val"]) and result["train_pairs"] >= len(splits["train"])
+    assert 0 <= result["val_auc"] <= 1 and 0 <= result["train_auc"] <= 1
+    assert result["run_d_val_auc"] is None  # the run's D used another encoding (scaled)
+    own = subprocess.run([sys.executable, str(script), str(study / "hybrid"), "--steps", "5"],
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert own.returncode == 0, own.stderr
+    assert 0 <= json.loads(own.stdout.strip().splitlines()[-1])["run_d_val_auc"] <= 1
+    bad = subprocess.run([sys.executable, str(script), str(study / "hybrid"), "--fold", "7"],
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert bad.returncode == 2 and "--fold 7" in bad.stderr
