@@ -17,6 +17,12 @@ definitions, per shift and region the mean DSC of shifted copies and of the orig
 cases, their paired difference, per-case rows) and ``DIR/shifts.md`` (the table). The last line
 printed is one JSON object. Rerunning the command skips copies and predictions that exist.
 
+Then, for docs/results.md (``DIR/shifts.json`` -> ``docs/results/shift/<name>.json``; re-render
+with ``python scripts/render_results.py``)::
+
+    python scripts/prostate_shift.py record DIR --name prostate_2d --title "..." \
+        --command "python scripts/prostate_shift.py RUN --output DIR" --wall-seconds 600 [--machine "..."]
+
 Exit codes: 0 every case done; 1 some predictions failed (named); 2 bad input (run, --output,
 --shifts), nothing written.
 """
@@ -26,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -52,8 +57,6 @@ SHIFTS: dict[str, list[dict]] = {
         {"kind": "noise", "fraction": 0.02, "rician": True},
     ],
 }
-ORIGINAL = "original"
-GOAL = 0.05  # issue 13: DSC on the shifted copies within 0.05 of the unshifted volumes
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -161,56 +164,6 @@ def check_shift_definitions(output: Path, names: list[str]) -> None:
             atomic_write_text(path, json.dumps(SHIFTS[name], indent=1) + "\n")
 
 
-def paired_summary(rows: list[dict], names: list[str], regions: list[str]) -> tuple[list[dict], list[dict]]:
-    """Per shift and region: mean DSC of the shifted copies and of the originals over the cases where
-    both are defined, the mean paired difference (shifted - original), its sample std and the worst
-    case; plus per-case pairs. Reads ``rows`` (cases.csv rows with a ``shift`` key)."""
-    dsc = {(r["shift"], r["case"], r["class"]): r["dsc"] for r in rows}
-    table, pairs = [], []
-    for name in names:
-        for region in regions:
-            paired = []
-            for (shift, case, cls), value in sorted(dsc.items()):
-                if shift != name or cls != region:
-                    continue
-                original = dsc.get((ORIGINAL, case, region), math.nan)
-                if math.isfinite(value) and math.isfinite(original):
-                    fold = next(r["fold"] for r in rows if r["case"] == case and r["shift"] == name)
-                    paired.append({"case": case, "fold": fold, "shift": name, "region": region,
-                                   "dsc_original": original, "dsc_shifted": value, "difference": value - original})  # fmt: skip
-            pairs += paired
-            differences = [p["difference"] for p in paired]
-            n = len(paired)
-            table.append({
-                "shift": name, "region": region, "cases": n,
-                "dsc_original": statistics.fmean(p["dsc_original"] for p in paired) if n else math.nan,
-                "dsc_shifted": statistics.fmean(p["dsc_shifted"] for p in paired) if n else math.nan,
-                "difference": statistics.fmean(differences) if n else math.nan,
-                "difference_std": statistics.stdev(differences) if n > 1 else math.nan,
-                "worst_difference": min(differences) if n else math.nan,
-                "cases_dropping_over_goal": sum(d < -GOAL for d in differences),
-                "within_goal": bool(n) and round(statistics.fmean(differences), 9) >= -GOAL,  # 0.05 itself: within
-            })  # fmt: skip
-    return table, pairs
-
-
-def format_markdown(table: list[dict]) -> str:
-    """The per shift and region table (Markdown), DSC to 3 decimals."""
-    lines = [
-        "| shift | region | cases | DSC original | DSC shifted | difference (± std) | worst case | cases < -0.05 "
-        "| within 0.05 |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for row in table:
-        lines.append(
-            f"| {row['shift']} | {row['region']} | {row['cases']} | {row['dsc_original']:.3f} | "
-            f"{row['dsc_shifted']:.3f} | {row['difference']:+.3f} ± {row['difference_std']:.3f} | "
-            f"{row['worst_difference']:+.3f} | {row['cases_dropping_over_goal']} | "
-            f"{'yes' if row['within_goal'] else 'no'} |"
-        )
-    return "\n".join(lines) + "\n"
-
-
 def shift_study(args: argparse.Namespace) -> int:
     """The script's work: copies, predictions, scores, tables; exit code."""
     from tqdm.auto import tqdm
@@ -219,12 +172,15 @@ def shift_study(args: argparse.Namespace) -> int:
     from adversarial_seg.cli.common import show_progress
     from adversarial_seg.data.layouts import scan_layout
     from adversarial_seg.errors import InputError
+    from adversarial_seg.provenance import git_commit
     from adversarial_seg.runtime import resolve_device
     from adversarial_seg.seg.predict import BatchPredictor, CaseFiles
-    from adversarial_seg.seg.run import open_run
+    from adversarial_seg.seg.run import fold_done, open_run, trained_by
+    from adversarial_seg.seg.shift_report import GOAL, ORIGINAL, format_markdown, paired_summary
     from adversarial_seg.seg.summary import write_cases_csv, write_json
 
     started = time.perf_counter()
+    commit = git_commit()  # now: commits made while the study runs are not the code that ran it
     names = parse_shifts(args.shifts)
     run = open_run(args.run)
     if run.plan.file_dims != 3:
@@ -271,7 +227,8 @@ def shift_study(args: argparse.Namespace) -> int:
     write_cases_csv(rows, args.output / "cases.csv")
     seconds = time.perf_counter() - started
     summary = {
-        "run": str(run.run_dir.resolve()), "trained_by": run.provenance.get("git_commit"),
+        "run": str(run.run_dir.resolve()), "git_commit": commit,
+        "trained_by": trained_by([fold_done(run.run_dir / f"fold_{fold}") for fold in run.finished_folds]),
         "folds": run.finished_folds, "cases": len(pairs), "tta": args.tta, "device": str(device),
         "goal": f"mean paired DSC difference >= -{GOAL}", "shifts": {name: SHIFTS[name] for name in names},
         "table": table, "pairs": case_pairs, "failed": [line for _, line in failed], "seconds": round(seconds, 1),
@@ -291,9 +248,44 @@ def shift_study(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results" / "shift"
+DEFAULT_MACHINE = "2-core CPU, 24 GiB, no GPU (the project's build machine)"
+
+
+def record(argv: list[str]) -> int:
+    """``record DIR --name N ...``: DIR/shifts.json (without the per-case pairs, which stay in DIR)
+    plus the command, machine and wall time -> docs/results/shift/N.json."""
+    from adversarial_seg.seg.summary import write_json
+
+    parser = argparse.ArgumentParser(prog="prostate_shift.py record", description=record.__doc__)
+    parser.add_argument("output", type=Path, help="the --output folder of a finished shift study")
+    parser.add_argument("--name", required=True, help="record name: docs/results/shift/<name>.json")
+    parser.add_argument("--title", required=True)
+    parser.add_argument("--command", required=True, help="the command that ran the study, as typed")
+    parser.add_argument("--wall-seconds", required=True, type=float, help="measured wall time (e.g. /usr/bin/time -v)")
+    parser.add_argument("--max-rss-mib", type=float, help="peak memory, from /usr/bin/time -v")
+    parser.add_argument("--machine", default=DEFAULT_MACHINE)
+    parser.add_argument("--note", default="", help="one paragraph shown under the table")
+    args = parser.parse_args(argv)
+    source = args.output / "shifts.json"
+    if not source.is_file():
+        print(f"error: {source} does not exist; run the shift study into {args.output} first", file=sys.stderr)
+        return 2
+    study = json.loads(source.read_text())
+    body = {key: value for key, value in study.items() if key != "pairs"}
+    body.update(title=args.title, command=args.command, machine=args.machine, wall_seconds=args.wall_seconds,
+                max_rss_mib=args.max_rss_mib, note=args.note, pairs_in=str(args.output / "shifts.json"))  # fmt: skip
+    write_json(body, RESULTS / f"{args.name}.json")
+    print(f"wrote {RESULTS / f'{args.name}.json'}; now run: python scripts/render_results.py")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     from adversarial_seg.cli.common import guarded
 
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["record"]:
+        return record(argv[1:])
     args = build_parser().parse_args(argv)
     return guarded(lambda: shift_study(args), "rerun the same command: existing copies and predictions are kept")
 
