@@ -190,8 +190,12 @@ class Config(StrictModel):
         return w_sup, w_adv
 
     def digest(self) -> str:
-        """Short hash of the resolved config, for reports and result files."""
-        text = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        """Short hash of the resolved config, for reports, result files and resume checks.
+
+        Keys at their default value are left out, so a key that a newer version adds with a
+        default that keeps the old behaviour does not make older runs "a different config".
+        """
+        text = json.dumps(self.model_dump(mode="json", exclude_defaults=True), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 

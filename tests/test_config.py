@@ -63,3 +63,11 @@ def test_errors_blame_the_set_that_gave_the_value_not_the_file(tmp_path):
     assert f"{path}: unknown key 'train.epoch'; did you mean 'train.epochs'?" in lines
     assert "--set 'cv.fold=3': unknown key 'cv.fold'; did you mean 'cv.folds'?" in lines
     assert any(line.startswith("--set 'train.batch_size=many': key 'train.batch_size'") for line in lines)
+
+
+def test_digest_ignores_keys_at_their_default_and_sees_every_change():
+    plain = config_from_mapping({"train": {"epochs": 3}})
+    assert config_from_mapping({"train": {"epochs": 3, "empty_slices": 1.0}}).digest() == plain.digest()
+    assert config_from_mapping({"train": {"epochs": 3}, "loss": {"batch_dice": False}}).digest() == plain.digest()
+    assert config_from_mapping({"train": {"epochs": 4}}).digest() != plain.digest()
+    assert config_from_mapping({"train": {"epochs": 3, "empty_slices": 0.5}}).digest() != plain.digest()
