@@ -123,3 +123,67 @@ def write_probabilities(path: Path, native: torch.Tensor) -> Path:
     np.savez_compressed(buffer, probabilities=native.numpy().astype(np.float16))
     atomic_write_bytes(path, buffer.getvalue())
     return path
+
+
+@torch.no_grad()
+def predict_probabilities_and_information(
+    models: Sequence[nn.Module],
+    image: torch.Tensor,
+    inferer,
+    precision: Precision,
+    tta: bool = False,
+    tta_axes: Sequence[int] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``predict_probabilities``' mean softmax (same members, same order) and the members' mutual
+    information: entropy of the mean minus the mean member entropy, in nats, >= 0.
+
+    Members are every (model, mirror) pair. Returns float32 (1, K, *S) and (1, 1, *S).
+    """
+    spatial = image.dim() - 2
+    flips = [()]
+    if tta:
+        allowed = {a + 2 for a in (range(spatial) if tta_axes is None else tta_axes)}
+        flips = [f for f in mirror_axes(spatial) if set(f) <= allowed]
+    total = entropy_total = None
+    for model in models:
+        for dims in flips:
+            probs = predict_probabilities([model], image.flip(dims) if dims else image, inferer, precision)
+            probs = probs.flip(dims) if dims else probs
+            member_entropy = torch.special.entr(probs).sum(dim=1, keepdim=True)
+            total = probs if total is None else total + probs
+            entropy_total = member_entropy if entropy_total is None else entropy_total + member_entropy
+    members = len(models) * len(flips)
+    mean = total / members
+    information = (torch.special.entr(mean).sum(dim=1, keepdim=True) - entropy_total / members).clamp_min(0)
+    return mean, information
+
+
+def predict_native_with_information(
+    models, case: PreparedCase, config: Config, device, precision: Precision, tta: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``predict_native``'s mean probabilities (K, *native) and the members' mutual information
+    (*native), both float32 on the native grid.
+
+    The mutual information is computed on the model's grid and resampled with the probabilities
+    (linear): identical members give exactly 0, and it stays within the entropy of the mean.
+    The set-up below is ``predict_native``'s, step for step.
+    """
+    plan = case.plan
+    image = case.image.as_tensor()
+    if plan.context_slices:
+        image = volume_with_context(image, plan.slice_axis, plan.context_slices)
+    image = to_device(image[None], device)
+    spatial = list(image.shape[2:])
+    sample_axes = list(range(len(spatial)))
+    if plan.model_dims == 2 and len(spatial) == 3:
+        spatial.pop(plan.slice_axis)
+        sample_axes.pop(plan.slice_axis)
+    tta_axes = [sample_axes[a] for a in sample_flip_axes(plan, config.train.flip_axes)]
+    divisor = window_divisor(config)
+    roi = [int(math.ceil(s / divisor) * divisor) for s in (plan.patch_size or spatial)]
+    inferer = make_inferer(plan.model_dims, len(image.shape) - 2, roi, plan.slice_axis)
+    mean, information = predict_probabilities_and_information(
+        models, image, inferer, precision, tta=tta, tta_axes=tta_axes
+    )
+    native = probabilities_to_native(torch.cat([mean[0], information[0]]), case)
+    return native[:-1], native[-1].clamp_min(0)
