@@ -105,3 +105,13 @@ def test_cross_validation_reports_before_after_and_honest_fold_temperatures():
     assert set(body["fold_temperatures"]) == {"0", "1"}
     assert body["temperatures"]["lesion"] == pytest.approx(3, rel=0.15)
     assert body["binning"] == "equal-mass" and body["n_bins"] == 15
+
+
+def test_voxels_outside_the_field_of_view_stay_zero_and_read_as_background():
+    from adversarial_seg.seg.calibration import fill_outside_view
+
+    p = np.array([[0.0, 0.6], [0.0, 0.4]], dtype=np.float32)  # (K=2, 2 voxels): the first beyond a crop
+    scaled = scale_probabilities(p, [2.0, 2.0], axis=0)
+    assert scaled[:, 0].tolist() == [0.0, 0.0] and scaled[:, 1].sum() == pytest.approx(1)
+    assert scale_probabilities(torch.as_tensor(p), [2.0, 2.0], axis=0)[:, 0].tolist() == [0.0, 0.0]
+    assert fill_outside_view(p)[:, 0].tolist() == [1.0, 0.0]
