@@ -1,5 +1,6 @@
 """A run's report from its finished folds: ``report/cases.csv``, ``report/summary.json`` and, once
-every fold has finished, the frozen post-processing decision (``report/postprocessing.json``)."""
+every fold has finished, the frozen post-processing decision (``report/postprocessing.json``) and the
+frozen temperatures (``report/calibration.json``, ``seg.calibration_run``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,12 @@ import json
 from adversarial_seg.data.io import read_label
 from adversarial_seg.data.labels import LabelSet
 from adversarial_seg.data.layouts import CaseRecord
+from adversarial_seg.seg.calibration_run import (
+    CALIBRATION,
+    fit_run_calibration,
+    read_saved_probabilities,
+    write_calibration,
+)
 from adversarial_seg.seg.postprocess import decide_postprocessing
 from adversarial_seg.seg.run import POSTPROCESSING, RunSpec, RunStateError, case_file, fold_done, trained_by
 from adversarial_seg.seg.summary import read_cases_csv, summarise, write_cases_csv, write_json
@@ -24,6 +31,16 @@ def pooled_predictions(spec: RunSpec, folds: list[dict], records: dict[str, Case
                                     "fold_done.json and run seg-train --resume to predict it again")  # fmt: skip
             reference, _ = read_label(records[case].label_path, label_set.mask_threshold, label_set.foreground_value)
             yield read_label(path)[0], reference
+
+
+def freeze_calibration(spec: RunSpec, folds: list[dict], records: dict[str, CaseRecord], label_set: LabelSet) -> None:
+    """Temperatures fitted on every fold's saved probabilities, frozen in ``report/calibration.json``."""
+    region = spec.config.metrics.specificity_region
+    labels = {case: record.label_path for case, record in records.items()}
+    saved = read_saved_probabilities(spec.run_dir, folds, labels, label_set, region)
+    body = fit_run_calibration(saved, label_set, region)
+    if body is not None:
+        write_calibration(body, spec.run_dir / CALIBRATION)
 
 
 def assemble_report(
@@ -69,5 +86,7 @@ def assemble_report(
         )
     if post_path.is_file():
         summary["postprocessing"] = json.loads(post_path.read_text())
+    if not missing and not (spec.run_dir / CALIBRATION).is_file():
+        freeze_calibration(spec, folds, records, label_set)
     write_json(summary, report_dir / "summary.json")
     return summary

@@ -4,7 +4,8 @@
 open it here. Besides the contract's files a run holds ``data_plan.json`` (what the transform
 definitions are built from: label set, 2D/3D switch, slice axis, size / spacing, channels)
 and, once every fold has finished, ``report/postprocessing.json`` (the keep-largest-component
-decisions taken on the pooled cross-validation predictions).
+decisions taken on the pooled cross-validation predictions) and ``report/calibration.json`` (the
+temperatures fitted on them).
 """
 
 from __future__ import annotations
@@ -110,6 +111,7 @@ class TrainedRun:
     finished_folds: list[int]
     postprocessing: dict | None
     provenance: dict = field(default_factory=dict)  # config_hash, versions, seed, commit that started it
+    calibration: dict | None = None  # report/calibration.json: frozen temperatures (seg.calibration_run)
 
     def checkpoint(self, fold: int) -> Path:
         """The fold's selected model: the inner-validation best with ``select: inner_val``, else the last."""
@@ -161,7 +163,11 @@ def open_run(run_dir: Path) -> TrainedRun:
     finished = finished_folds(run_dir)
     post_path = run_dir / POSTPROCESSING
     postprocessing = read_postprocessing(post_path, plan.labels.names) if post_path.is_file() else None
-    return TrainedRun(run_dir, config, plan, finished, postprocessing, provenance)
+    from adversarial_seg.seg.calibration_run import CALIBRATION, read_calibration
+
+    calibration_path = run_dir / CALIBRATION
+    calibration = read_calibration(calibration_path, plan.labels.names) if calibration_path.is_file() else None
+    return TrainedRun(run_dir, config, plan, finished, postprocessing, provenance, calibration)
 
 
 def read_data_plan(path: Path) -> DataPlan:
