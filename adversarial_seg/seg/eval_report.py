@@ -18,7 +18,7 @@ from adversarial_seg import __version__
 from adversarial_seg.atomic_files import atomic_write_bytes, check_output_folder
 from adversarial_seg.config import SCHEME_WEIGHTS
 from adversarial_seg.provenance import read_resolved_config
-from adversarial_seg.seg import eval_figures
+from adversarial_seg.seg import calibration_report, eval_figures
 from adversarial_seg.seg.compare import ZERO_METHOD, format_p
 from adversarial_seg.seg.run import short_commits
 
@@ -377,8 +377,12 @@ def evaluate_runs(
     comparison = compare_to_first([e.values() for e in evaluations], names, COMPARED_METRICS) if len(runs) > 1 else []
     spread = seed_spread(evaluations)
     blocks = build_blocks(evaluations, comparison, spread, lesion_overlap)
+    # calibration and case uncertainty from the saved probabilities (seg.calibration_report)
+    calibration = {e.name: calibration_report.evaluate_calibration(e) for e in evaluations}
+    blocks += calibration_report.calibration_blocks(evaluations, calibration)
     written = write_report(blocks, output, formats, atomic_write_bytes)
-    written += write_tables(evaluations, formats, output, lesion_overlap, comparison, spread)
+    written += write_tables(evaluations, formats, output, lesion_overlap, comparison, spread, calibration)
+    written += calibration_report.freeze_missing(evaluations, calibration, output)
     return EvaluationReport(evaluations, output, written, comparison)
 
 
@@ -397,8 +401,11 @@ def print_evaluations(report: EvaluationReport) -> None:
             print(f"error: {e.name}: {item}", file=sys.stderr)
 
 
-def write_tables(evaluations, formats: set[str], output: Path, lesion_overlap: float, comparison, spread) -> list[Path]:
-    """``evaluation.json`` (every statistic, the comparisons, the seed spread) and ``evaluation_cases.csv``."""
+def write_tables(
+    evaluations, formats: set[str], output: Path, lesion_overlap: float, comparison, spread, calibration=None
+) -> list[Path]:
+    """``evaluation.json`` (every statistic, the comparisons, the seed spread, calibration) and
+    ``evaluation_cases.csv``."""
     from adversarial_seg.seg.summary import write_cases_csv, write_json
 
     written = []
@@ -411,6 +418,8 @@ def write_tables(evaluations, formats: set[str], output: Path, lesion_overlap: f
                                   "discriminator_probe": e.probe,
                                   "missing": e.missing, "classes": e.summary} for e in evaluations},
                 "lesion_overlap": lesion_overlap, "comparison": comparison, "seed_spread": spread}  # fmt: skip
+        if calibration is not None:
+            body["calibration"] = calibration
         write_json(body, output / "evaluation.json")
         written.append(output / "evaluation.json")
     if "csv" in formats:
