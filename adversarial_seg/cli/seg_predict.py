@@ -1,7 +1,7 @@
 """seg-predict: label maps for image files from a trained run, overlaying the inputs exactly.
 
     seg-predict --model RUN --input PATH [PATH ...] --output DIR [--folds all|0,2]
-                [--tta | --no-tta] [--probabilities] [--labels REFS] [--overwrite]
+                [--tta | --no-tta] [--probabilities] [--uncertainty] [--labels REFS] [--overwrite]
                 [--device auto|cpu|cuda]
 
 Exit codes: 0 every case predicted (or skipped: its output exists); 2 nothing was done because
@@ -39,8 +39,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tta", action=argparse.BooleanOptionalAction, default=True,
                         help="mirror test-time augmentation (default on; --no-tta is faster)")  # fmt: skip
     parser.add_argument(
-        "--probabilities", action="store_true", help="also write DIR/<case>.npz (float16 class probabilities)"
-    )
+        "--probabilities", action="store_true",
+        help="also write DIR/<case>.npz (float16 class probabilities; calibrated when the run has report/calibration.json)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--uncertainty", action="store_true",
+        help="also write entropy and mutual-information maps into DIR/uncertainty/ and a score per case into "
+        "DIR/uncertainty.csv",
+    )  # fmt: skip
     parser.add_argument(
         "--labels", type=Path, help="folder of reference label maps <case>.<ending>: writes DIR/metrics.csv"
     )
@@ -78,10 +84,12 @@ def predict(args: argparse.Namespace) -> int:
     )
     if run.postprocessing is None:
         print("note: the run has no post-processing decision (not every fold finished); none applied")
+    if args.probabilities:
+        print(calibration_note(run))
     predictor = BatchPredictor(
         run, models, device, args.output, tta=args.tta, probabilities=args.probabilities,
         overwrite=args.overwrite, labels=args.labels,
-        folds_label="ensemble" if len(folds) > 1 else f"model {folds[0]}",
+        folds_label="ensemble" if len(folds) > 1 else f"model {folds[0]}", uncertainty=args.uncertainty,
     )  # fmt: skip
     args.output.mkdir(parents=True, exist_ok=True)  # only now: a bad run or checkpoint leaves it untouched
     show = show_progress(args)
@@ -97,7 +105,22 @@ def predict(args: argparse.Namespace) -> int:
         f"failed {len(result.failed)}; {per_case}; wall {time.perf_counter() - started:.0f} s; output {args.output}"
     )
     write_metrics(result, run, folds, args)
+    if result.uncertainty_rows:
+        from adversarial_seg.seg.predict import write_uncertainty_csv
+
+        write_uncertainty_csv(result.uncertainty_rows, args.output / "uncertainty.csv")
+        print(f"uncertainty maps in {args.output / 'uncertainty'}, case scores in {args.output / 'uncertainty.csv'}")
     return report_failures(result, args.labels)
+
+
+def calibration_note(run) -> str:
+    """What --probabilities writes: calibrated with the run's frozen temperatures, or raw."""
+    if run.calibration is None:
+        return ("probabilities: uncalibrated (the run has no report/calibration.json; seg-eval on the run "
+                "fits it)")  # fmt: skip
+    temperatures = ", ".join(f"{name} {t:.3g}" for name, t in run.calibration["temperatures"].items())
+    return (f"probabilities: calibrated with {run.run_dir / 'report' / 'calibration.json'} (temperatures "
+            f"{temperatures}); label maps stay the argmax of the uncalibrated probabilities")  # fmt: skip
 
 
 def prepare(args: argparse.Namespace):

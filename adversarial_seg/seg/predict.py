@@ -9,6 +9,12 @@ predicted by the chosen fold models (probabilities averaged, mirror TTA optional
 onto its native grid before the argmax, post-processed as the run decided, and written
 atomically as ``DIR/<case><input ending>`` (PNG for 2D images). A case that fails is named with
 its reason and the batch goes on; a case whose outputs exist is skipped unless ``overwrite``.
+
+``--probabilities`` writes ``DIR/<case>.npz``, scaled by the run's ``report/calibration.json``
+temperatures when it has them (the label map stays the uncalibrated argmax). ``--uncertainty``
+writes float32 voxel maps on the input's grid, ``DIR/uncertainty/<case>_entropy<ending>`` (entropy
+of the mean over fold models and mirror passes, nats) and ``<case>_mutual_information<ending>``,
+and one row per case into ``DIR/uncertainty.csv`` (``UNCERTAINTY_COLUMNS``).
 """
 
 from __future__ import annotations
@@ -26,20 +32,25 @@ from adversarial_seg.atomic_files import check_output_folder, remove_stale_tempo
 from adversarial_seg.data.dataset import PreparedCase, native_label_values, prepare_case
 from adversarial_seg.data.io import (
     ITK_FORMATS,
+    PIL_FORMATS,
     format_of,
     label_suffix,
     read_image,
     read_label,
     split_suffix,
+    write_image,
     write_label,
 )
 from adversarial_seg.data.layouts import CHANNEL_FILE, CaseRecord
 from adversarial_seg.errors import InputError
 from adversarial_seg.runtime import Precision
-from adversarial_seg.seg.inference import predict_native, write_probabilities
+from adversarial_seg.seg.calibration import scale_probabilities
+from adversarial_seg.seg.calibration_run import temperature_vector
+from adversarial_seg.seg.inference import predict_native, predict_native_with_information, write_probabilities
 from adversarial_seg.seg.postprocess import apply_postprocessing
 from adversarial_seg.seg.run import TrainedRun, case_file
 from adversarial_seg.seg.scoring import ReferenceMismatch, score_prediction
+from adversarial_seg.seg.uncertainty import entropy, foreground_mean
 
 SUPPORTED = ".nii.gz, .nii, .mha, .mhd, .nrrd, .png, .jpg, .bmp"
 
@@ -59,6 +70,7 @@ class BatchResult:
     seconds: list[float] = field(default_factory=list)  # per predicted case
     metric_rows: list[dict] = field(default_factory=list)
     unscored: list[tuple[str, str]] = field(default_factory=list)  # (case, why --labels could not score it)
+    uncertainty_rows: list[dict] = field(default_factory=list)  # --uncertainty: one per predicted or skipped case
 
 
 class OutputNotWritten(OSError):
@@ -192,21 +204,73 @@ def training_cases(run: TrainedRun, folds: list[int]) -> set[str]:
     return {case for split in splits if split["fold"] in folds for case in split["train"]}
 
 
+UNCERTAINTY_MAPS = ("entropy", "mutual_information")
+UNCERTAINTY_COLUMNS = ["case", "foreground_voxels", "mean_entropy_foreground", "mean_mutual_information_foreground",
+                       "mean_entropy"]  # fmt: skip
+
+
+def uncertainty_paths(output: Path, case: CaseFiles) -> list[Path]:
+    """``DIR/uncertainty/<case>_entropy<ending>`` and ``..._mutual_information<ending>``: the input's
+    ending for volumes, ``.nii.gz`` for 2D images (PNG cannot hold float32 maps)."""
+    fmt, suffix = format_of(case.paths[0]), split_suffix(case.paths[0])[1]
+    ending = ".nii.gz" if fmt in PIL_FORMATS else suffix
+    return [output / "uncertainty" / f"{case.case_id}_{name}{ending}" for name in UNCERTAINTY_MAPS]
+
+
+def uncertainty_row(case_id: str, labels: np.ndarray, entropy_map: np.ndarray, information: np.ndarray,
+                    background: int = 0) -> dict:  # fmt: skip
+    """One row of ``uncertainty.csv``: means (nats) inside the label map's foreground (label values
+    other than ``background``; NaN when it is empty) and the mean entropy over the whole image."""
+    foreground = np.asarray(labels) != background
+    return {"case": case_id, "foreground_voxels": int(foreground.sum()),
+            "mean_entropy_foreground": foreground_mean(entropy_map, foreground),
+            "mean_mutual_information_foreground": foreground_mean(information, foreground),
+            "mean_entropy": float(np.mean(entropy_map))}  # fmt: skip
+
+
+def write_uncertainty_csv(rows: list[dict], path: Path) -> None:
+    """``uncertainty.csv`` (``UNCERTAINTY_COLUMNS``), merged with the rows an earlier call wrote for
+    other cases, in case order, atomically."""
+    import csv
+    import io
+
+    from adversarial_seg.atomic_files import atomic_write_text
+
+    merged: dict[str, dict] = {}
+    if path.is_file():
+        try:
+            merged = {r["case"]: r for r in csv.DictReader(path.read_text().splitlines()) if r.get("case")}
+        except (OSError, UnicodeDecodeError, csv.Error, KeyError):  # a damaged table is rewritten whole
+            merged = {}
+    merged.update({r["case"]: r for r in rows})
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, UNCERTAINTY_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    for case in sorted(merged):
+        writer.writerow(merged[case])
+    atomic_write_text(path, buffer.getvalue())
+
+
 class BatchPredictor:
     """Predicts cases with a run's fold models; one instance per ``seg-predict`` call."""
 
     def __init__(self, run: TrainedRun, models, device: torch.device, output: Path, tta: bool = True,
                  probabilities: bool = False, overwrite: bool = False, labels: Path | None = None,
-                 folds_label: str = "ensemble"):  # fmt: skip
+                 folds_label: str = "ensemble", uncertainty: bool = False):  # fmt: skip
         self.run, self.plan, self.models = run, run.plan, models
         self.device, self.output, self.tta = device, output, tta
         self.probabilities, self.overwrite, self.labels = probabilities, overwrite, labels
         self.folds_label = folds_label
+        self.uncertainty = uncertainty
+        self.last_uncertainty_row: dict = {}  # predict_case's, for run_batch
+        # calibration.json's temperatures scale the written probabilities; label maps stay the raw argmax
+        self.temperatures = temperature_vector(run.calibration, self.plan.labels.names) if run.calibration else None
         self.precision = Precision.for_device(device, run.config.train.amp)
 
     def outputs(self, case: CaseFiles) -> list[Path]:
         label = self.output / f"{case.case_id}{output_suffix(case.paths[0])}"
-        return [label] + ([self.output / f"{case.case_id}.npz"] if self.probabilities else [])
+        return ([label] + ([self.output / f"{case.case_id}.npz"] if self.probabilities else [])
+                + (uncertainty_paths(self.output, case) if self.uncertainty else []))  # fmt: skip
 
     def check(self, case: CaseFiles) -> str | None:
         """Why ``case`` cannot be predicted without reading it (missing / empty file), else None."""
@@ -278,14 +342,42 @@ class BatchPredictor:
             # one file per channel: name the file that holds them
             where = f"{case.paths[bad].name} " if 1 < len(case.paths) == channels else ""
             raise ValueError(f"{where}holds NaN or Inf values; replace them (e.g. with 0)")
-        native = predict_native(self.models, inputs, self.run.config, self.device, self.precision, tta=self.tta)
+        information = None
+        if self.uncertainty:
+            native, information = predict_native_with_information(
+                self.models, inputs, self.run.config, self.device, self.precision, tta=self.tta
+            )
+        else:
+            native = predict_native(self.models, inputs, self.run.config, self.device, self.precision, tta=self.tta)
         labels = native_label_values(native, inputs)
         labels = apply_postprocessing(labels, self.plan.labels, self.run.postprocessing)
-        label_path, *rest = self.outputs(case)
-        if rest:  # probabilities first: the label map's presence marks a finished case
-            self.write(rest[0], lambda: write_probabilities(rest[0], native))
+        label_path = self.outputs(case)[0]
+        # every other output first: the label map's presence marks a finished case
+        if self.probabilities:
+            path = self.output / f"{case.case_id}.npz"
+            written = native if self.temperatures is None else scale_probabilities(native, self.temperatures, axis=0)
+            self.write(path, lambda: write_probabilities(path, written))
+        if information is not None:
+            maps = {"entropy": entropy(native.numpy(), axis=0), "mutual_information": information.numpy()}
+            for voxels, path in zip(maps.values(), uncertainty_paths(self.output, case)):
+                self.write(path, lambda p=path, v=voxels: write_image(p, v.astype(np.float32)[None], props))
+            self.last_uncertainty_row = uncertainty_row(
+                case.case_id, labels, *maps.values(), self.plan.labels.values[0]
+            )
         self.write(label_path, lambda: write_label(label_path, labels, props))
         return labels, props
+
+    def existing_uncertainty(self, case: CaseFiles, labels: np.ndarray | None) -> dict:
+        """A skipped case's uncertainty row, from its written maps and label map."""
+        try:
+            if labels is None:
+                labels = read_label(self.outputs(case)[0])[0]
+            entropy_map, information = (read_image(p)[0][0] for p in uncertainty_paths(self.output, case))
+        except Exception as exc:  # any reader's error: a truncated or foreign file under the output's name
+            raise ValueError(
+                f"its existing uncertainty maps cannot be read ({_first_line(exc)}); delete them or pass --overwrite"
+            ) from None
+        return uncertainty_row(case.case_id, labels, entropy_map, information, self.plan.labels.values[0])
 
     def existing_output(self, path: Path) -> tuple[np.ndarray, dict]:
         """A skipped case's label map, read back to be scored; ValueError naming it when it cannot be."""
@@ -329,10 +421,14 @@ class BatchPredictor:
                     labels = props = None
                     if self.labels is not None:
                         labels, props = self.existing_output(outputs[0])
+                    if self.uncertainty:
+                        result.uncertainty_rows.append(self.existing_uncertainty(case, labels))
                 else:
                     started = time.perf_counter()
                     labels, props = self.predict_case(case)
                     result.seconds.append(time.perf_counter() - started)
+                    if self.uncertainty:
+                        result.uncertainty_rows.append(self.last_uncertainty_row)
                     result.done.append(case.case_id)
             except OutputNotWritten:
                 raise  # the output folder is the problem, not this case: stop the batch
