@@ -149,6 +149,8 @@ def scale_probabilities(probabilities, temperatures, axis: int = -1, epsilon: fl
 
     Voxels whose probabilities sum to less than 0.5 lie outside the model's field of view (the
     native grid beyond a ``data.size`` crop holds zeros after inverting it): they stay as they are.
+    Voxels at the edge of that view, blended with the zeros by the linear inversion (sum between 0.5
+    and 1), come out renormalised to sum 1.
     """
     if isinstance(probabilities, np.ndarray):
         shape = [1] * probabilities.ndim

@@ -56,6 +56,12 @@ def test_two_schemes_compared_case_by_case(study, capsys):
     ce_mean = np.mean(list(dsc["ce"].values()))
     assert re.search(rf"\| ce \| {ce_mean:.3f} ± ", markdown)
     assert "zero_method='wilcox'" in markdown and "Holm" in markdown
+    # calibration side by side: per class and stratum one row per run, ce first (issue 19)
+    assert "## Calibration" in markdown and set(body["calibration"]) == {"ce", "hybrid"}
+    assert re.search(
+        r"\| gland \| in region \(gland\) \| ce \|.*\n\| gland \| in region \(gland\) \| hybrid \|", markdown
+    )
+    assert (out / "figures" / "ce_reliability.png").is_file() and (out / "figures" / "hybrid_review.png").is_file()
     for figure in re.findall(r"\]\((figures/[^)]+)\)", markdown):
         assert (out / figure).is_file()
     # every image in the HTML is embedded: no file or network reference
