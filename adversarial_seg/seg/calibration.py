@@ -288,12 +288,13 @@ def calibrate_cross_validation(
 
     all_folds = sorted({folds[c] for c in cases})
     frozen = fit(cases)
-    per_fold = {f: fit([c for c in cases if folds[c] != f]) if len(all_folds) > 1 else frozen for f in all_folds}
+    # one fold alone has no other folds to fit on: its "after" would not be honest, so it is left undefined
+    per_fold = {f: fit([c for c in cases if folds[c] != f]) for f in all_folds} if len(all_folds) > 1 else {}
     results: dict = {}
     for stratum, by_case in strata.items():
         before = VoxelSample.concatenate([by_case[c] for c in sorted(by_case)])
         scaled = [VoxelSample(scale_probabilities(s.probabilities, per_fold[folds[c]]), s.target, s.weights)
-                  for c, s in sorted(by_case.items())]  # fmt: skip
+                  for c, s in sorted(by_case.items()) if folds[c] in per_fold]  # fmt: skip
         after = VoxelSample.concatenate(scaled)
         for name, indices in regions.items():
             results.setdefault(name, {})[stratum] = {

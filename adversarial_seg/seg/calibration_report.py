@@ -119,7 +119,7 @@ def calibration_blocks(evaluations, results: dict) -> list:
         f"with a fixed seed ({DEFAULT_SAMPLES} per case among all voxels and as many inside the reference region, "
         "metrics.specificity_region), each weighted by the voxels it stands for. 'after': temperature scaling, one "
         "temperature for all classes on log(probabilities) fitted on all voxels, each case scaled with the temperature "
-        "fitted on the other folds only, so the change is honest. Inside the region, the class that is the region "
+        "fitted on the other folds only, so the change is honest (n/a with a single finished fold). Inside the region, the class that is the region "
         "itself has only positive voxels: its ECE there is the probability mass the model misses (1 - mean "
         "confidence), which no temperature fitted for the whole image removes. The temperatures fitted on all folds are frozen in "
         "report/calibration.json; seg-predict --probabilities applies them, and its label maps stay the argmax of "

@@ -115,3 +115,15 @@ def test_voxels_outside_the_field_of_view_stay_zero_and_read_as_background():
     assert scaled[:, 0].tolist() == [0.0, 0.0] and scaled[:, 1].sum() == pytest.approx(1)
     assert scale_probabilities(torch.as_tensor(p), [2.0, 2.0], axis=0)[:, 0].tolist() == [0.0, 0.0]
     assert fill_outside_view(p)[:, 0].tolist() == [1.0, 0.0]
+
+
+def test_a_single_fold_has_no_honest_after():
+    rng = np.random.default_rng(3)
+    p = rng.dirichlet([1, 1], size=500).astype(np.float32)
+    sample = VoxelSample(p, (rng.uniform(size=500) < p[:, 1]).astype(int), np.ones(500))
+    body = calibrate_cross_validation(
+        {"overall": {"a": sample, "b": sample}}, {"a": 0, "b": 0}, ("bg", "fg"), {"fg": [1]}
+    )
+    block = body["metrics"]["fg"]["overall"]
+    assert np.isfinite(block["before"]["ece"]) and np.isnan(block["after"]["ece"])
+    assert body["fold_temperatures"] == {} and body["temperatures"]["fg"] > 0
