@@ -58,15 +58,39 @@ def training_runs(output: Path) -> dict:
     return {"runs": runs}
 
 
-def comparison(folder: Path) -> dict:
-    """The runs' overall statistics, the paired tests and the seed spread of a seg-eval output."""
+def calibration_summary(block: dict) -> dict:
+    """The record's share of one run's seg-eval ``calibration`` entry: the temperature(s), ECE and
+    Brier before / after per class and voxel set, and each class's Spearman rho of the case score
+    with DSC and the mean DSC left after reviewing the 5 most uncertain cases."""
+    fitted = block["fitted"]
+    metrics = {cls: {where: {when: {m: values[when][m] for m in ("ece", "brier")} for when in ("before", "after")}
+                     for where, values in places.items() if values}
+               for cls, places in fitted["metrics"].items()}  # fmt: skip
+    uncertainty = {}
+    for cls, entry in (block.get("uncertainty") or {}).get("classes", {}).items():
+        review = {row["k"]: row["mean_dsc"] for row in entry["review"]}
+        uncertainty[cls] = {"spearman": entry["spearman"]["rho"], "p": entry["spearman"]["p_value"],
+                            "mean_dsc": review.get(0), "mean_dsc_after_review_5": review.get(5)}  # fmt: skip
+    return {"temperatures": sorted(set(fitted["temperatures"].values())), "n_bins": fitted["n_bins"],
+            "metrics": metrics, "uncertainty": uncertainty}  # fmt: skip
+
+
+def comparison(folder: Path, allow_incomplete: bool = False) -> dict:
+    """The runs' overall statistics, the paired tests and the seed spread of a seg-eval output.
+
+    ``allow_incomplete`` records runs with missing folds (a screening on some folds); the record
+    lists each run's finished folds so the page says so."""
     body = json.loads((folder / "evaluation.json").read_text())
     incomplete = [name for name, run in body["runs"].items() if not run["complete"]]
-    if incomplete:
-        raise SystemExit(f"runs {incomplete} are incomplete; finish them before recording")
+    if incomplete and not allow_incomplete:
+        raise SystemExit(f"runs {incomplete} are incomplete; finish them before recording (or pass --partial)")
     runs = {}
     for name, run in body["runs"].items():
         runs[name] = {k: run[k] for k in ("scheme", "seed", "config_hash", "n_folds", "train_seconds")}
+        if not run["complete"]:
+            runs[name]["missing"] = run["missing"]
+        if (body.get("calibration") or {}).get(name):
+            runs[name]["calibration"] = calibration_summary(body["calibration"][name])
         runs[name]["git_commit"] = run.get("git_commit", "unknown")
         runs[name]["dataset"] = Path(run["dataset"]).name
         runs[name]["classes"] = {
@@ -86,10 +110,12 @@ def main():
     parser.add_argument("--command", required=True)
     parser.add_argument("--machine", default=DEFAULT_MACHINE)
     parser.add_argument("--note", default="", help="what a reader must know about how it ran")
+    parser.add_argument("--partial", action="store_true", help="record a comparison of runs with missing folds")
     args = parser.parse_args()
     evaluated = (args.output / "evaluation.json").is_file()
+    body = comparison(args.output, args.partial) if evaluated else training_runs(args.output)
     record = {"name": args.name, "title": args.title, "command": args.command, "machine": args.machine,
-              "note": args.note, **(comparison(args.output) if evaluated else training_runs(args.output))}  # fmt: skip
+              "note": args.note, **body}  # fmt: skip
     target = REPO / "docs" / "results" / ("eval" if evaluated else "seg") / f"{args.name}.json"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(record, indent=1) + "\n")

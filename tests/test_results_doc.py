@@ -58,8 +58,32 @@ def test_comparison_table_in_kohl_layout_with_tests_and_seed_spread():
     assert "| hybrid_seed0 | tumour | dsc | 36 | +0.0400 | 0.012 | 0.049 |" in text
     assert (
         "iou" not in text.split("Paired per case")[1].split("Per scheme")[0]
-    )  # only DSC / sensitivity / specificity shown
+    )  # only DSC / sensitivity / specificity (and HD95, specificity in region) shown
     assert "| ce | 2 | 0.360 (0.014) |" in text
     assert "| ce_seed0 | tumour | 7 / 10 | 0.700 | 0.25 |" in text
     assert "| ce_seed1 | `h` | 0123456789ab + fedcba987654 | 1.0 min |" in text  # resumed under newer code
     assert "| ce_seed0 | `h` | unknown | 1.0 min |" in text
+
+
+def test_comparison_shows_hd95_partial_runs_and_calibration():
+    from adversarial_seg.seg.results_doc import render_comparison
+
+    overall = {"dsc": {"mean": 0.8, "std": 0.1}, "sensitivity": {"mean": 0.8, "std": 0.1},
+               "specificity": {"mean": 0.99, "std": 0.01}, "hd95_mm": {"mean": 7.25, "std": 1.5}}  # fmt: skip
+    lesions = {"detected_lesions": 6, "reference_lesions": 6, "detection_sensitivity": 1.0,
+               "false_positive_lesions_per_case": 0.0}  # fmt: skip
+    calibration = {
+        "temperatures": [1.04], "n_bins": 15,
+        "metrics": {"gland": {"overall": {"before": {"ece": 0.0016, "brier": 0.0067}, "after": {"ece": 0.0029, "brier": 0.0068}}}},
+        "uncertainty": {"gland": {"spearman": -0.414, "p": 0.0232, "mean_dsc": 0.826, "mean_dsc_after_review_5": 0.855}},
+    }  # fmt: skip
+    run = {"scheme": "ce", "seed": 0, "config_hash": "h", "n_folds": 2, "train_seconds": 60, "dataset": "d",
+           "git_commit": "unknown", "missing": [2, 3, 4], "calibration": calibration,
+           "classes": {"gland": {"n_cases": 12, "overall": overall, "lesions": lesions, "n_empty_reference": 0}}}  # fmt: skip
+    record = {"title": "T", "command": "c", "machine": "m", "note": "", "lesion_overlap": 0.1, "runs": {"b": run},
+              "comparison": [], "seed_spread": {}}  # fmt: skip
+    text = "\n".join(render_comparison(record))
+    assert "| run | gland HD95 (mm) |" in text and "| b | 7.250 ± 1.500 |" in text
+    assert "`b` lacks folds 2, 3, 4" in text
+    assert "| b | 1.040 | gland | overall | 0.0016 | 0.0029 | 0.0067 | 0.0068 |" in text
+    assert "| b | gland | -0.414 | 0.023 | 0.826 | 0.855 |" in text

@@ -17,6 +17,8 @@ from adversarial_seg.seg.compare import format_p
 from adversarial_seg.seg.run import short_commits
 
 METRICS = (("dsc", "DSC"), ("sensitivity", "sensitivity"), ("specificity", "specificity"))
+# Beside Kohl et al.'s layout: the distance metric and the specificity that is not near 1 by construction.
+EXTRA_METRICS = (("hd95_mm", "HD95 (mm)"), ("specificity_in_region", "specificity in region"))
 
 
 def _mean_std(stats: dict | None) -> str:
@@ -88,6 +90,19 @@ def render_comparison(record: dict) -> list[str]:
         cells = [name, run["scheme"], str(run["seed"])]
         cells += [_mean_std(run["classes"][cls]["overall"].get(m)) for cls in classes for m, _ in METRICS]
         lines.append("| " + " | ".join(cells) + " |")
+    extra = [(m, label) for m, label in EXTRA_METRICS if any(m in r["classes"][c]["overall"] for r in runs.values()
+                                                             for c in classes)]  # fmt: skip
+    if extra:
+        header = ["run"] + [f"{cls} {label}" for cls in classes for _, label in extra]
+        lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for name, run in runs.items():
+            cells = [_mean_std(run["classes"][cls]["overall"].get(m)) for cls in classes for m, _ in extra]
+            lines.append("| " + " | ".join([name, *cells]) + " |")
+    partial = {name: run["missing"] for name, run in runs.items() if run.get("missing")}
+    if partial:
+        lines += ["", "Incomplete runs (a screening on some folds; the others were not trained): "
+                  + "; ".join(f"`{n}` lacks folds {', '.join(map(str, m))}" for n, m in partial.items())
+                  + ". Paired tests use the cases both runs scored."]  # fmt: skip
     lines += ["", "How each run was trained (the commit whose code trained its folds, read from each fold's "
               "fold_done.json; \"unknown\" where none was recorded: folds finished before commits were recorded per "
               "fold, or code run outside a git checkout):", "",
@@ -106,7 +121,7 @@ def render_comparison(record: dict) -> list[str]:
         lines.append(f"| {name} | {cls} | {les['detected_lesions']} / {les['reference_lesions']} | {sens} | "
                      f"{les['false_positive_lesions_per_case']:.2f} |")  # fmt: skip
     lines.append("")
-    shown = [r for r in record["comparison"] if r["metric"] in dict(METRICS)]
+    shown = [r for r in record["comparison"] if r["metric"] in dict(METRICS + EXTRA_METRICS)]
     if shown:
         reference = next(iter(runs))
         lines += [f"Paired per case against `{reference}` (Wilcoxon signed-rank, two-sided, zero differences "
@@ -126,7 +141,38 @@ def render_comparison(record: dict) -> list[str]:
             ]
             lines.append(f"| {scheme} | {len(block['runs'])} | " + " | ".join(cells) + " |")
         lines.append("")
+    lines += render_calibration(runs)
     return lines
+
+
+def render_calibration(runs: dict) -> list[str]:
+    """seg-eval's calibration summary per run: ECE / Brier before and after temperature scaling (the
+    after fitted without each case's fold), and how the case uncertainty ranks DSC."""
+    calibrated = {name: run["calibration"] for name, run in runs.items() if run.get("calibration")}
+    if not calibrated:
+        return []
+    bins = next(iter(calibrated.values()))["n_bins"]
+    lines = [f"Calibration of the saved probabilities (ECE with {bins} equal-mass bins and Brier score, each class "
+             "against the rest; \"region\": voxels inside the reference `metrics.specificity_region`; \"after\": "
+             "temperature scaling fitted without the case's own fold):", "",
+             "| run | T | class | voxels | ECE before | ECE after | Brier before | Brier after |",
+             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for name, block in calibrated.items():
+        temperature = ", ".join(f"{t:.3f}" for t in block["temperatures"])
+        for cls, places in block["metrics"].items():
+            for where, m in places.items():
+                lines.append(f"| {name} | {temperature} | {cls} | {where} | {m['before']['ece']:.4f} | "
+                             f"{m['after']['ece']:.4f} | {m['before']['brier']:.4f} | {m['after']['brier']:.4f} |")  # fmt: skip
+    ranked = [(name, cls, u) for name, block in calibrated.items() for cls, u in block["uncertainty"].items()]
+    if ranked:
+        lines += ["", "Case uncertainty (mean entropy inside the predicted foreground) against DSC: Spearman rho, and "
+                  "the mean DSC of the cases left after the 5 most uncertain are reviewed:", "",
+                  "| run | class | Spearman rho | p | mean DSC, all | mean DSC, 5 reviewed |", "|---|---|---|---|---|---|"]  # fmt: skip
+        for name, cls, u in ranked:
+            after = "n/a" if u["mean_dsc_after_review_5"] is None else f"{u['mean_dsc_after_review_5']:.3f}"
+            lines.append(f"| {name} | {cls} | {u['spearman']:+.3f} | {format_p(u['p'])} | {u['mean_dsc']:.3f} | "
+                         f"{after} |")  # fmt: skip
+    return lines + [""]
 
 
 def render_seg_results(json_paths) -> str:
