@@ -50,6 +50,15 @@ def mirror_axes(spatial_dims: int) -> list[tuple[int, ...]]:
     return combos
 
 
+def tta_flips(spatial_dims: int, tta: bool, tta_axes: Sequence[int] | None) -> list[tuple[int, ...]]:
+    """The flip sets (dims of a (B, C, *spatial) tensor) of mirror TTA: only () without ``tta``;
+    with it every subset of ``tta_axes`` (0-based spatial axes; default all)."""
+    if not tta:
+        return [()]
+    allowed = {a + 2 for a in (range(spatial_dims) if tta_axes is None else tta_axes)}
+    return [f for f in mirror_axes(spatial_dims) if set(f) <= allowed]
+
+
 @torch.no_grad()
 def predict_probabilities(
     models: Sequence[nn.Module],
@@ -65,11 +74,7 @@ def predict_probabilities(
     should not mirror along the slice axis (it changes nothing but costs time).
     Returns float32 (1, K, *S) on the image's device.
     """
-    spatial = image.dim() - 2
-    flips = [()]
-    if tta:
-        allowed = {a + 2 for a in (range(spatial) if tta_axes is None else tta_axes)}
-        flips = [f for f in mirror_axes(spatial) if set(f) <= allowed]
+    flips = tta_flips(image.dim() - 2, tta, tta_axes)
     total = None
     for model in models:
         model.eval()
@@ -99,6 +104,15 @@ def predict_native(
     ``tta`` mirrors the axes training flipped (``train.flip_axes``; by default the two in-plane
     axes), never a 2D model's slice axis.
     """
+    image, inferer, tta_axes = model_input(case, config, device)
+    probabilities = predict_probabilities(models, image, inferer, precision, tta=tta, tta_axes=tta_axes)[0]
+    return probabilities_to_native(probabilities, case)
+
+
+def model_input(case: PreparedCase, config: Config, device) -> tuple[torch.Tensor, object, list[int]]:
+    """What the models see of ``case``: the image (1, C', *S) on ``device`` (with its neighbouring
+    slices as channels for 2.5D), the MONAI inferer, and the image axes mirror TTA may flip (those
+    training flipped, ``train.flip_axes``; never a 2D model's slice axis)."""
     plan = case.plan
     image = case.image.as_tensor()
     if plan.context_slices:
@@ -112,9 +126,7 @@ def predict_native(
     tta_axes = [sample_axes[a] for a in sample_flip_axes(plan, config.train.flip_axes)]
     divisor = window_divisor(config)
     roi = [int(math.ceil(s / divisor) * divisor) for s in (plan.patch_size or spatial)]
-    inferer = make_inferer(plan.model_dims, len(image.shape) - 2, roi, plan.slice_axis)
-    probabilities = predict_probabilities(models, image, inferer, precision, tta=tta, tta_axes=tta_axes)[0]
-    return probabilities_to_native(probabilities, case)
+    return image, make_inferer(plan.model_dims, len(image.shape) - 2, roi, plan.slice_axis), tta_axes
 
 
 def write_probabilities(path: Path, native: torch.Tensor) -> Path:
@@ -139,11 +151,7 @@ def predict_probabilities_and_information(
 
     Members are every (model, mirror) pair. Returns float32 (1, K, *S) and (1, 1, *S).
     """
-    spatial = image.dim() - 2
-    flips = [()]
-    if tta:
-        allowed = {a + 2 for a in (range(spatial) if tta_axes is None else tta_axes)}
-        flips = [f for f in mirror_axes(spatial) if set(f) <= allowed]
+    flips = tta_flips(image.dim() - 2, tta, tta_axes)
     total = entropy_total = None
     for model in models:
         for dims in flips:
@@ -166,22 +174,8 @@ def predict_native_with_information(
 
     The mutual information is computed on the model's grid and resampled with the probabilities
     (linear): identical members give exactly 0, and it stays within the entropy of the mean.
-    The set-up below is ``predict_native``'s, step for step.
     """
-    plan = case.plan
-    image = case.image.as_tensor()
-    if plan.context_slices:
-        image = volume_with_context(image, plan.slice_axis, plan.context_slices)
-    image = to_device(image[None], device)
-    spatial = list(image.shape[2:])
-    sample_axes = list(range(len(spatial)))
-    if plan.model_dims == 2 and len(spatial) == 3:
-        spatial.pop(plan.slice_axis)
-        sample_axes.pop(plan.slice_axis)
-    tta_axes = [sample_axes[a] for a in sample_flip_axes(plan, config.train.flip_axes)]
-    divisor = window_divisor(config)
-    roi = [int(math.ceil(s / divisor) * divisor) for s in (plan.patch_size or spatial)]
-    inferer = make_inferer(plan.model_dims, len(image.shape) - 2, roi, plan.slice_axis)
+    image, inferer, tta_axes = model_input(case, config, device)
     mean, information = predict_probabilities_and_information(
         models, image, inferer, precision, tta=tta, tta_axes=tta_axes
     )
