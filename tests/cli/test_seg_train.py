@@ -25,7 +25,7 @@ from adversarial_seg.provenance import git_commit
 from adversarial_seg.seg.metrics import CASE_COLUMNS
 from adversarial_seg.seg.study import plan_splits
 
-from ..data.conftest import shared_dataset
+from ..data.conftest import link_zonal_cases, shared_dataset
 
 TINY = {
     "model": {
@@ -282,15 +282,9 @@ def test_prostate_config_on_two_real_volumes(tmp_path):
     """configs/prostate.yaml on two real zone volumes (one per grid, linked in place), one epoch with
     a tiny network: every prediction has its input's shape, affine and sform/qform codes, and the
     dataset's label values."""
-    source = shared_dataset("prostate_zonal")
     root = tmp_path / "zonal"
     cases = {"Case00": "320px", "Case31": "384px"}
-    for folder in ("imagesTr", "labelsTr"):
-        (root / folder).mkdir(parents=True)
-    for case in cases:
-        (root / "imagesTr" / f"{case}_0000.nii.gz").symlink_to(source / "imagesTr" / f"{case}_0000.nii.gz")
-        (root / "labelsTr" / f"{case}.nii.gz").symlink_to(source / "labelsTr" / f"{case}.nii.gz")
-    (root / "cases.csv").write_text("case,grid\n" + "".join(f"{c},{g}\n" for c, g in cases.items()))
+    link_zonal_cases(root, cases)
     small = ["data.stratify=null", "cv.folds=2", "train.epochs=1", "train.batch_size=8",
              "data.spacing=[1.5, 1.5, 0]", "data.size=[128, 128]", "model.discriminator.channels=8",
              "model.segmentor={name: UNet, channels: [8, 16, 32], strides: [2, 2], num_res_units: 0}"]  # fmt: skip

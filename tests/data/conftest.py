@@ -23,6 +23,19 @@ def shared_dataset(name: str) -> Path:
     return path
 
 
+def link_zonal_cases(root: Path, cases: dict[str, str]) -> Path:
+    """A prostate_zonal-shaped dataset at ``root`` holding ``cases`` ({case: grid}) of the real set as
+    symlinks (nothing is copied out of ../shared), with its cases.csv; skips without the real data."""
+    source = shared_dataset("prostate_zonal")
+    for folder in ("imagesTr", "labelsTr"):
+        (root / folder).mkdir(parents=True)
+    for case in cases:
+        (root / "imagesTr" / f"{case}_0000.nii.gz").symlink_to(source / "imagesTr" / f"{case}_0000.nii.gz")
+        (root / "labelsTr" / f"{case}.nii.gz").symlink_to(source / "labelsTr" / f"{case}.nii.gz")
+    (root / "cases.csv").write_text("case,grid\n" + "".join(f"{c},{g}\n" for c, g in cases.items()))
+    return root
+
+
 def save_png(path: Path, array: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(array.astype(np.uint8)).save(path)

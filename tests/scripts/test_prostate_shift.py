@@ -12,7 +12,7 @@ import pytest
 from adversarial_seg.cli.seg_train import main as train
 from adversarial_seg.errors import InputError
 
-from ..data.conftest import shared_dataset
+from ..data.conftest import link_zonal_cases
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -38,16 +38,10 @@ def test_shift_names_are_checked():
 def tiny_real_run(tmp_path_factory):
     """configs/prostate.yaml with a tiny network, 1 epoch, 2 folds on Case00 (320 px) and Case31 (384 px),
     linked in place (nothing copied out of ../shared)."""
-    source = shared_dataset("prostate_zonal")
     base = tmp_path_factory.mktemp("shift")
     root = base / "zonal"
     cases = {"Case00": "320px", "Case31": "384px"}
-    for folder in ("imagesTr", "labelsTr"):
-        (root / folder).mkdir(parents=True)
-    for case in cases:
-        (root / "imagesTr" / f"{case}_0000.nii.gz").symlink_to(source / "imagesTr" / f"{case}_0000.nii.gz")
-        (root / "labelsTr" / f"{case}.nii.gz").symlink_to(source / "labelsTr" / f"{case}.nii.gz")
-    (root / "cases.csv").write_text("case,grid\n" + "".join(f"{c},{g}\n" for c, g in cases.items()))
+    link_zonal_cases(root, cases)
     small = [f"data.root={root}", "scheme=ce", "data.stratify=null", "cv.folds=2", "train.epochs=1",
              "train.batch_size=8", "data.spacing=[1.5, 1.5, 0]", "data.size=[128, 128]",
              "model.segmentor={name: UNet, channels: [8, 16, 32], strides: [2, 2], num_res_units: 0}"]  # fmt: skip
