@@ -44,6 +44,7 @@ from .transforms import (
     augmentation_transforms,
     case_item,
     make_plan,
+    patch_transform,
     preprocessing_transforms,
     slice_with_context,
 )
@@ -70,6 +71,7 @@ class SegmentationDataset(torch.utils.data.Dataset):
         cache: bool = True,
         cache_workers: int = 2,
         flip_axes: Sequence[int] | None = None,
+        random_patches: bool = True,
     ):
         if not records:
             raise ValueError("no cases to build a dataset from; check the fold's case list")
@@ -86,7 +88,10 @@ class SegmentationDataset(torch.utils.data.Dataset):
             )
         else:
             self.preprocessed = Dataset(items, pipeline)
-        self.augment = augmentation_transforms(plan, augment, flip_axes) if augment else None
+        steps = [patch_transform(plan, random_patches)] if plan.model_dims == 3 else []
+        if augment:
+            steps += augmentation_transforms(plan, augment, flip_axes).transforms
+        self.augment = Compose(steps) if steps else None  # seeded as one by set_random_state
         self.samples = self._index_samples(cache)
         self._empty: np.ndarray | None = None  # per sample: holds no foreground (for epoch_samples)
 
@@ -162,13 +167,17 @@ def build_training_dataset(
     augment: Sequence[str] = AUGMENTATIONS,
     plan: DataPlan | None = None,
     flip_axes: Sequence[int] | None = None,
+    random_patches: bool = True,
 ) -> SegmentationDataset:
     """Dataset of training samples for ``records`` (validate them first with ``validate_dataset``).
 
-    ``augment``: the kinds of ``train.augment`` (empty: none); ``flip_axes``: ``train.flip_axes``.
+    ``augment``: the kinds of ``train.augment`` (empty: none); ``flip_axes``: ``train.flip_axes``;
+    ``random_patches``: 3D samples are random patches (training) or the central patch (monitoring).
     """
     plan = plan or make_plan(data_cfg, records)
-    return SegmentationDataset(records, plan, augment=augment, cache=data_cfg.cache, flip_axes=flip_axes)
+    return SegmentationDataset(
+        records, plan, augment=augment, cache=data_cfg.cache, flip_axes=flip_axes, random_patches=random_patches
+    )
 
 
 # --------------------------------------------------------------------------- inference

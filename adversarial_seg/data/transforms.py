@@ -9,9 +9,10 @@ Pipeline for one case (MONAI dictionary transforms, keys ``image`` and ``label``
 2. ``preprocessing_transforms(plan)`` (deterministic, invertible, cached once):
    volumes: ``Orientationd`` to RAS, then ``Spacingd`` to ``data.spacing`` or ``Resized`` to
    ``data.size``; 2D images: ``Resized`` to ``data.size``; then per-channel z-score.
-3. ``augmentation_transforms(plan, kinds)`` (random, per training sample): of ``train.augment``,
-   ``flip`` (each of ``train.flip_axes``, by default both in-plane axes), ``rotate`` (small, in-plane), ``intensity`` (scale and shift);
-   for 3D patches a random crop first.
+3. ``patch_transform`` (3D: a random patch for training, the central one for monitoring), then
+   ``augmentation_transforms(plan, kinds)`` (random, per training sample): of ``train.augment``,
+   ``flip`` (each of ``train.flip_axes``, by default both in-plane axes), ``rotate`` (small,
+   in-plane), ``intensity`` (scale and shift).
 
 2D vs 3D switch (``DataPlan``): 2D image files always train in 2D. Volumes train as 2D slices
 along ``slice_axis`` unless ``data.size`` has three entries, which means 3D training on patches
@@ -32,6 +33,7 @@ import numpy as np
 import torch
 from monai.data import MetaTensor
 from monai.transforms import (
+    CenterSpatialCropd,
     Compose,
     NormalizeIntensityd,
     Orientationd,
@@ -284,6 +286,18 @@ def sample_flip_axes(plan: DataPlan, configured: Sequence[int] | None) -> tuple[
     return axes
 
 
+def patch_transform(plan: DataPlan, random: bool) -> Transform | None:
+    """How a 3D sample is cut from its (padded) volume: a random ``patch_size`` crop for training,
+    the central one for the per-epoch monitor, so every sample of a batch has one size whatever the
+    volumes' shapes. None for 2D samples."""
+    if plan.model_dims != 3:
+        return None
+    common = {"keys": KEYS, "allow_missing_keys": True}
+    if random:
+        return RandSpatialCropd(roi_size=plan.patch_size, random_size=False, **common)
+    return CenterSpatialCropd(roi_size=plan.patch_size, **common)
+
+
 def augmentation_transforms(
     plan: DataPlan, kinds: Sequence[str] = AUGMENTATIONS, flip_axes: Sequence[int] | None = None
 ) -> Compose:
@@ -295,7 +309,6 @@ def augmentation_transforms(
     common = {"keys": KEYS, "allow_missing_keys": True}
     steps = []
     if plan.model_dims == 3:
-        steps.append(RandSpatialCropd(roi_size=plan.patch_size, random_size=False, **common))
         rotation = {"range_z": MAX_ROTATION}  # about the axial (superior) axis of the RAS volume
     else:
         rotation = {"range_x": MAX_ROTATION}  # the only angle of a 2D rotation

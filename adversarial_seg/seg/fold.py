@@ -119,7 +119,7 @@ class FoldRunner:
         dataset = build_training_dataset(
             train_records, cfg.data, augment=cfg.train.augmentations, plan=data_plan, flip_axes=cfg.train.flip_axes
         )
-        monitor = build_training_dataset(monitor_records, cfg.data, augment=(), plan=data_plan)
+        monitor = build_training_dataset(monitor_records, cfg.data, augment=(), plan=data_plan, random_patches=False)
         in_channels = dataset[0]["image"].shape[0]
         seed_everything(derived_seed(cfg.seed, fold, "init"))
         step = build_segmentation_step(

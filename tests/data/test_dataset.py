@@ -227,3 +227,27 @@ def test_epoch_samples_keep_every_foreground_slice_and_a_seeded_share_of_the_emp
     first = next(iter(seeded_loader(half, 4, seed=7, stream=(0,), epoch=2)))
     again = next(iter(seeded_loader(dataset.epoch_samples(0.5, seed=0), 4, seed=7, stream=(0,), epoch=2)))
     assert torch.equal(first["image"], again["image"])
+
+
+def test_three_d_samples_are_patches_with_or_without_augmentation(tmp_path):
+    """Volumes of different depths (6 and 9 slices) give patch-sized samples that batch together:
+    random patches for training (also with train.augment false), the central patch for the monitor."""
+    root = tmp_path / "mixed"
+    write_prostate_phantoms(root, cases=1, seed=1, size=(40, 40, 6))
+    deeper = write_prostate_phantoms(tmp_path / "deeper", cases=1, seed=2, size=(40, 40, 9))
+    for folder in ("imagesTr", "labelsTr"):
+        for path in (deeper / folder).iterdir():
+            path.rename(root / folder / path.name.replace("prostate_000", "prostate_009"))
+    rows = (root / "cases.csv").read_text().splitlines()
+    (root / "cases.csv").write_text("\n".join([*rows, rows[1].replace("prostate_000", "prostate_009")]) + "\n")
+    data = phantom_config("prostate", root, size=[32, 32, 4])
+    records = validate_dataset(data)
+    depths = {r.case_id: nib.load(r.image_paths[0]).shape[2] for r in records}
+    assert sorted(depths.values()) == [6, 9]
+    for random_patches in (True, False):
+        dataset = build_training_dataset(records, data, augment=(), random_patches=random_patches)
+        batch = next(iter(seeded_loader(dataset, 2, seed=0, stream=(0,), epoch=0, shuffle=False)))
+        assert batch["image"].shape == (2, 2, 32, 32, 4) and batch["label"].shape == (2, 1, 32, 32, 4)
+    volume = dataset.preprocessed[0]["image"].as_tensor()
+    x0, y0, z0 = ((s - p) // 2 for s, p in zip(volume.shape[1:], (32, 32, 4)))
+    assert torch.equal(dataset[0]["image"], volume[:, x0 : x0 + 32, y0 : y0 + 32, z0 : z0 + 4])
