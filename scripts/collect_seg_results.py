@@ -14,6 +14,7 @@ folder (it holds evaluation.json) -> docs/results/eval/<name>.json. Then run
 import argparse
 import csv
 import json
+import re
 import statistics
 from pathlib import Path
 
@@ -87,8 +88,10 @@ def comparison(folder: Path, allow_incomplete: bool = False) -> dict:
     runs = {}
     for name, run in body["runs"].items():
         runs[name] = {k: run[k] for k in ("scheme", "seed", "config_hash", "n_folds", "train_seconds")}
-        if not run["complete"]:
-            runs[name]["missing"] = run["missing"]
+        if not run["complete"]:  # seg-eval names each missing fold in a sentence
+            runs[name]["missing"] = sorted(
+                {int(f) for f in re.findall(r"fold (\d+) has not finished", " ".join(run["missing"]))}
+            )
         if (body.get("calibration") or {}).get(name):
             runs[name]["calibration"] = calibration_summary(body["calibration"][name])
         runs[name]["git_commit"] = run.get("git_commit", "unknown")

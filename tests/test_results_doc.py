@@ -87,3 +87,13 @@ def test_comparison_shows_hd95_partial_runs_and_calibration():
     assert "`b` lacks folds 2, 3, 4" in text
     assert "| b | 1.040 | gland | overall | 0.0016 | 0.0029 | 0.0067 | 0.0068 |" in text
     assert "| b | gland | -0.414 | 0.023 | 0.826 | 0.855 |" in text
+
+
+def test_calibration_of_a_single_fold_run_shows_n_a_after_scaling():
+    from adversarial_seg.seg.results_doc import render_calibration
+
+    block = {"temperatures": [0.64], "n_bins": 15, "uncertainty": {},
+             "metrics": {"lesion": {"overall": {"before": {"ece": 0.1205, "brier": 0.0905},
+                                                "after": {"ece": None, "brier": None}}}}}  # fmt: skip
+    text = "\n".join(render_calibration({"r": {"calibration": block}}))
+    assert "| r | 0.640 | lesion | overall | 0.1205 | n/a | 0.0905 | n/a |" in text

@@ -145,6 +145,11 @@ def render_comparison(record: dict) -> list[str]:
     return lines
 
 
+def _number(value: float | None) -> str:
+    """Four decimals; "n/a" where seg-eval could not compute it (an "after" needs other folds)."""
+    return "n/a" if value is None else f"{value:.4f}"
+
+
 def render_calibration(runs: dict) -> list[str]:
     """seg-eval's calibration summary per run: ECE / Brier before and after temperature scaling (the
     after fitted without each case's fold), and how the case uncertainty ranks DSC."""
@@ -158,11 +163,11 @@ def render_calibration(runs: dict) -> list[str]:
              "| run | T | class | voxels | ECE before | ECE after | Brier before | Brier after |",
              "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for name, block in calibrated.items():
-        temperature = ", ".join(f"{t:.3f}" for t in block["temperatures"])
+        temperature = ", ".join(f"{t:.3f}" for t in block["temperatures"] if t is not None) or "n/a"
         for cls, places in block["metrics"].items():
             for where, m in places.items():
-                lines.append(f"| {name} | {temperature} | {cls} | {where} | {m['before']['ece']:.4f} | "
-                             f"{m['after']['ece']:.4f} | {m['before']['brier']:.4f} | {m['after']['brier']:.4f} |")  # fmt: skip
+                cells = [_number(m[when][key]) for key in ("ece", "brier") for when in ("before", "after")]
+                lines.append(f"| {name} | {temperature} | {cls} | {where} | " + " | ".join(cells) + " |")
     ranked = [(name, cls, u) for name, block in calibrated.items() for cls, u in block["uncertainty"].items()]
     if ranked:
         lines += ["", "Case uncertainty (mean entropy inside the predicted foreground) against DSC: Spearman rho, and "
