@@ -74,8 +74,15 @@ def predict_probabilities(
     should not mirror along the slice axis (it changes nothing but costs time).
     Returns float32 (1, K, *S) on the image's device.
     """
-    flips = tta_flips(image.dim() - 2, tta, tta_axes)
-    total = None
+    total, members = None, 0
+    for probs in member_probabilities(models, image, inferer, precision, tta_flips(image.dim() - 2, tta, tta_axes)):
+        total, members = (probs if total is None else total + probs), members + 1  # a running sum: one volume held
+    return total / members
+
+
+def member_probabilities(models, image: torch.Tensor, inferer, precision: Precision, flips):
+    """Each (model, flip) member's softmax (1, K, *S) float32 on ``image`` (1, C, *S), flipped back;
+    the one loop behind the ensemble mean and the members' mutual information."""
     for model in models:
         model.eval()
         for dims in flips:
@@ -83,9 +90,7 @@ def predict_probabilities(
             with precision.autocast():
                 logits = inferer(x, model)
             probs = torch.softmax(logits.float(), dim=1)
-            probs = probs.flip(dims) if dims else probs
-            total = probs if total is None else total + probs
-    return total / (len(models) * len(flips))
+            yield probs.flip(dims) if dims else probs
 
 
 def window_divisor(config: Config) -> int:
@@ -153,14 +158,12 @@ def predict_probabilities_and_information(
     """
     flips = tta_flips(image.dim() - 2, tta, tta_axes)
     total = entropy_total = None
-    for model in models:
-        for dims in flips:
-            probs = predict_probabilities([model], image.flip(dims) if dims else image, inferer, precision)
-            probs = probs.flip(dims) if dims else probs
-            member_entropy = torch.special.entr(probs).sum(dim=1, keepdim=True)
-            total = probs if total is None else total + probs
-            entropy_total = member_entropy if entropy_total is None else entropy_total + member_entropy
-    members = len(models) * len(flips)
+    members = 0
+    for probs in member_probabilities(models, image, inferer, precision, flips):
+        member_entropy = torch.special.entr(probs).sum(dim=1, keepdim=True)
+        total = probs if total is None else total + probs
+        entropy_total = member_entropy if entropy_total is None else entropy_total + member_entropy
+        members += 1
     mean = total / members
     information = (torch.special.entr(mean).sum(dim=1, keepdim=True) - entropy_total / members).clamp_min(0)
     return mean, information
