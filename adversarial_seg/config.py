@@ -133,6 +133,9 @@ class TrainConfig(StrictModel):
     # Share of the slices without any foreground that an epoch trains on (2D slices of volumes),
     # drawn anew each epoch: 1 keeps them all, 0 drops them.
     empty_slices: float = Field(1.0, ge=0, le=1)
+    # Share of each fold's training patients to train on (small-data studies); an epoch keeps the
+    # whole fold's number of samples, so the number of updates does not shrink with the data.
+    fraction: float = Field(1.0, gt=0, le=1)
 
     @property
     def augmentations(self) -> tuple[str, ...]:

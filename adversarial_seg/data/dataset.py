@@ -131,16 +131,28 @@ class SegmentationDataset(torch.utils.data.Dataset):
         if self.augment is not None:
             self.augment.set_random_state(seed=seed)
 
-    def epoch_samples(self, empty_share: float, seed: int) -> torch.utils.data.Dataset:
+    def epoch_samples(self, empty_share: float, seed: int, repeat: float = 1.0) -> torch.utils.data.Dataset:
         """The samples one epoch trains on: every sample that holds foreground, and a seeded random
-        ``empty_share`` of those that do not (``train.empty_slices``); the whole dataset at 1."""
-        if empty_share >= 1:
+        ``empty_share`` of those that do not (``train.empty_slices``); the whole dataset at 1.
+
+        ``repeat`` > 1 (``1 / train.fraction``) lengthens the epoch to ``round(repeat * n)`` of
+        those n samples: each whole times, and a seeded draw without replacement for the rest.
+        """
+        if empty_share >= 1 and repeat == 1:
             return self
-        if self._empty is None:
-            self._empty = np.array([classes == (0,) for _, _, classes in self.sample_classes()])
-        empty = np.flatnonzero(self._empty)
-        kept = np.random.default_rng(seed).choice(empty, size=round(empty_share * len(empty)), replace=False)
-        return EpochSamples(self, sorted([*np.flatnonzero(~self._empty).tolist(), *kept.tolist()]))
+        rng = np.random.default_rng(seed)
+        chosen = np.arange(len(self))
+        if empty_share < 1:
+            if self._empty is None:
+                self._empty = np.array([classes == (0,) for _, _, classes in self.sample_classes()])
+            empty = np.flatnonzero(self._empty)
+            kept = rng.choice(empty, size=round(empty_share * len(empty)), replace=False)
+            chosen = np.sort(np.concatenate([np.flatnonzero(~self._empty), kept]))
+        if not len(chosen):
+            return EpochSamples(self, [])
+        whole, rest = divmod(round(repeat * len(chosen)), len(chosen))
+        extra = rng.choice(chosen, size=rest, replace=False) if rest else chosen[:0]
+        return EpochSamples(self, [*np.tile(chosen, whole).tolist(), *sorted(extra.tolist())])
 
     def sample_classes(self) -> list[tuple[str, int, tuple[int, ...]]]:
         """(case, slice or -1, class indices present) per sample, e.g. to count tumour-bearing slices."""

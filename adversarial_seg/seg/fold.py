@@ -30,7 +30,7 @@ from adversarial_seg.seg.probe import discriminator_probe
 from adversarial_seg.seg.progress import StudyClock
 from adversarial_seg.seg.run import FOLD_DONE, RunSpec
 from adversarial_seg.seg.scoring import score_prediction
-from adversarial_seg.seg.splits import inner_split
+from adversarial_seg.seg.splits import inner_split, training_subset
 from adversarial_seg.seg.summary import write_cases_csv
 from adversarial_seg.seg.task import build_segmentation_step
 
@@ -46,10 +46,17 @@ class FoldOutcome:
 def fold_cases(config, folds: list[dict], fold: int, records: dict) -> tuple[list[str], list[str], list[str] | None]:
     """(training cases, validation = test cases, inner selection cases or None) of one fold.
 
-    With ``train.select: inner_val`` a grouped inner split of the training cases chooses the
-    checkpoint (DESIGN.md, "Model selection"); SplitsError when a fold has too few patients.
+    ``train.fraction`` keeps a seeded, stratified share of the training patients (the validation
+    cases never change). With ``train.select: inner_val`` a grouped inner split of those training
+    cases chooses the checkpoint (DESIGN.md, "Model selection"); SplitsError when a fold has too
+    few patients.
     """
     train, val = folds[fold]["train"], folds[fold]["val"]
+    if config.train.fraction < 1:
+        strata = [records[c].stratum for c in train] if config.data.stratify else None
+        groups = [records[c].patient for c in train]
+        seed = derived_seed(config.cv.seed, fold, "fraction")
+        train = training_subset(train, groups, config.train.fraction, seed, strata)
     if config.train.select != "inner_val":
         return train, val, None
     groups = [records[c].patient for c in train]
@@ -98,8 +105,10 @@ class FoldRunner:
         started = time.perf_counter()
         remove_stale_temporaries(fold_dir / "predictions")  # a killed earlier process's half-written files
         train_ids, val_ids, select_ids = fold_cases(self.config, self.folds, fold, self.records)
+        fraction, whole = self.config.train.fraction, len(self.folds[fold]["train"])
+        share = f" (train.fraction {fraction:g} of {whole})" if fraction < 1 else ""
         self.print(
-            f"{self.prefix(fold)} {len(train_ids)} training and {len(val_ids)} validation cases, "
+            f"{self.prefix(fold)} {len(train_ids)} training{share} and {len(val_ids)} validation cases, "
             f"{self.config.train.epochs} epochs, into {fold_dir}"
         )
         model, earlier = self.train(fold, train_ids, select_ids or val_ids, select=select_ids is not None)
@@ -107,7 +116,7 @@ class FoldRunner:
         write_cases_csv(rows, fold_dir / "cases.csv")
         seconds = time.perf_counter() - started + earlier
         done = {"fold": fold, "seconds": round(seconds, 1), "train": len(train_ids), "val": len(val_ids),
-                "git_commit": git_commit()}  # fmt: skip
+                "train_cases": train_ids, "git_commit": git_commit()}  # fmt: skip
         atomic_write_bytes(fold_dir / FOLD_DONE, json.dumps(done).encode())
         return FoldOutcome(fold, "trained", seconds)
 
@@ -153,7 +162,11 @@ class FoldRunner:
         trainer = Trainer(
             step,
             make_loader=lambda epoch: seeded_loader(
-                dataset.epoch_samples(cfg.train.empty_slices, derived_seed(cfg.seed, fold, epoch, "empty_slices")),
+                dataset.epoch_samples(
+                    cfg.train.empty_slices,
+                    derived_seed(cfg.seed, fold, epoch, "empty_slices"),
+                    repeat=1 / cfg.train.fraction,  # a fraction's epoch keeps the whole fold's length
+                ),
                 cfg.train.batch_size,
                 cfg.seed,
                 (fold,),

@@ -76,6 +76,31 @@ def inner_split(
     return fold["train"], fold["val"]
 
 
+def training_subset(
+    cases: Sequence[str], groups: Sequence[str], fraction: float, seed: int, strata: Sequence[str] | None = None
+) -> list[str]:
+    """The cases of a seeded ``fraction`` of the patients of ``cases`` (``train.fraction``), in
+    their given order; at least one patient.
+
+    Nested: for one seed, a smaller fraction keeps a subset of a larger one's patients. With
+    ``strata`` every stratum keeps about its share: each patient's key is its shuffled rank inside
+    its stratum (plus a random offset under one) over the stratum's size, and patients are kept in
+    key order, so the first n of any length interleave the strata in proportion.
+    """
+    if fraction >= 1:
+        return list(cases)
+    patients = list(dict.fromkeys(groups))
+    stratum_of = dict(zip(groups, strata)) if strata is not None else dict.fromkeys(patients, "")
+    rng = np.random.default_rng(seed)
+    keys = {}
+    for stratum in sorted(set(stratum_of.values())):
+        members = [p for p in patients if stratum_of[p] == stratum]
+        for rank, i in enumerate(rng.permutation(len(members))):
+            keys[members[i]] = (rank + rng.random()) / len(members)
+    kept = set(sorted(patients, key=keys.__getitem__)[: max(1, round(fraction * len(patients)))])
+    return [case for case, group in zip(cases, groups) if group in kept]
+
+
 def check_splits(folds: list[dict], cases: Sequence[str], source: str) -> None:
     """Refuse splits that do not cover exactly the dataset's cases, each validated once."""
     problems = []

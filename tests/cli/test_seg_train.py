@@ -327,3 +327,19 @@ def test_context_slices_train_and_predict_a_volume(tmp_path, phantom_root):
         nib.load(p) for p in (inputs / "prostate_000_0000.nii.gz", tmp_path / "out" / "prostate_000.nii.gz")
     )
     assert prediction.shape == image.shape and np.allclose(prediction.affine, image.affine)
+
+
+def test_train_fraction_trains_on_a_share_of_each_folds_patients(tmp_path, phantom_root, capsys):
+    """train.fraction 0.5 of each fold's 2 training patients trains on one patient's cases (the
+    phantoms' patients hold 1 or 2 cases); the 3 validation cases are unchanged."""
+    config = write_config(tmp_path / "small.yaml", phantom_root, scheme="ce", train={"epochs": 1, "fraction": 0.5})
+    run = tmp_path / "small"
+    assert main(["--config", str(config), "--output", str(run), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    patient = {row["case"]: row["patient"] for row in csv.DictReader(open(phantom_root / "cases.csv"))}
+    for fold, split in enumerate(json.loads((run / "splits.json").read_text())):
+        done = json.loads((run / f"fold_{fold}" / "fold_done.json").read_text())
+        assert len({patient[c] for c in split["train"]}) == 2 and done["val"] == 3
+        (kept,) = {patient[c] for c in done["train_cases"]}
+        assert done["train_cases"] == [c for c in split["train"] if patient[c] == kept]
+        assert f"{done['train']} training (train.fraction 0.5 of 3) and 3 validation cases" in out

@@ -229,6 +229,22 @@ def test_epoch_samples_keep_every_foreground_slice_and_a_seeded_share_of_the_emp
     assert torch.equal(first["image"], again["image"])
 
 
+def test_epoch_samples_repeat_a_small_training_set_to_the_whole_folds_length(prostate_phantoms):
+    """train.fraction 0.4 gives repeat 2.5: every sample twice and half of them a third time."""
+    data = phantom_config("prostate", prostate_phantoms, size=[48, 48])
+    dataset = build_training_dataset(validate_dataset(data)[:1], data, augment=())
+    n = len(dataset)
+    epoch = dataset.epoch_samples(1.0, seed=0, repeat=2.5)
+    counts = np.bincount(epoch.indices, minlength=n)
+    assert len(epoch) == round(2.5 * n) and counts.min() >= 2 and counts.max() <= 3
+    assert (counts == 3).sum() == round(2.5 * n) - 2 * n
+    assert epoch.indices == dataset.epoch_samples(1.0, seed=0, repeat=2.5).indices
+    assert epoch.indices != dataset.epoch_samples(1.0, seed=1, repeat=2.5).indices
+    foreground = set(dataset.epoch_samples(0.0, seed=0).indices)
+    assert set(dataset.epoch_samples(0.0, seed=0, repeat=2).indices) == foreground  # both rules at once
+    assert len(dataset.epoch_samples(0.0, seed=0, repeat=2)) == 2 * len(foreground)
+
+
 def test_three_d_samples_are_patches_with_or_without_augmentation(tmp_path):
     """Volumes of different depths (6 and 9 slices) give patch-sized samples that batch together:
     random patches for training (also with train.augment false), the central patch for the monitor."""

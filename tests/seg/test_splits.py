@@ -2,7 +2,15 @@
 
 import pytest
 
-from adversarial_seg.seg.splits import SplitsError, check_splits, fold_splits, inner_split, read_splits, write_splits
+from adversarial_seg.seg.splits import (
+    SplitsError,
+    check_splits,
+    fold_splits,
+    inner_split,
+    read_splits,
+    training_subset,
+    write_splits,
+)
 
 
 def prostate158_like():
@@ -51,3 +59,22 @@ def test_splits_file_round_trip_and_checks(tmp_path):
     folds[0]["val"].append("999_1")
     with pytest.raises(SplitsError, match=r"999_1.*not in the dataset"):
         check_splits(folds, cases, "splits.json")
+
+
+def test_training_subset_is_nested_stratified_and_keeps_patients_whole():
+    cases, groups = prostate158_like()  # 28 patients, the first 4 with two slices
+    strata = ["a" if int(g) % 4 == 0 else "b" for g in groups]  # 7 of 28 patients in "a"
+    subsets = {f: training_subset(cases, groups, f, seed=3, strata=strata) for f in (0.25, 0.5, 1.0)}
+    assert subsets[1.0] == cases
+    quarter, half = (set(subsets[f]) for f in (0.25, 0.5))
+    assert quarter < half  # nested
+    patient = dict(zip(cases, groups))
+    for subset in (quarter, half):  # a patient's slices stay together
+        kept = {patient[c] for c in subset}
+        assert subset == {c for c in cases if patient[c] in kept}
+    kept_quarter = {patient[c] for c in quarter}
+    assert len(kept_quarter) == 7  # round(0.25 * 28)
+    assert sum(int(g) % 4 == 0 for g in kept_quarter) == 2  # 7 / 4 = 1.75 of stratum "a"
+    assert subsets[0.25] == [c for c in cases if c in quarter]  # the given order
+    assert training_subset(cases, groups, 0.25, seed=4, strata=strata) != subsets[0.25]
+    assert len(training_subset(cases, groups, 0.01, seed=0)) >= 1  # at least one patient
