@@ -69,6 +69,9 @@ class DataConfig(StrictModel):
     spacing: list[float] | None = None
     synthetic: SyntheticConfig | None = None
     cache: bool = True
+    # Volumes: z-score over the non-zero voxels only, so the zeros that pad a small field of view
+    # (or a zero-filled border) do not shift every other voxel's normalised intensity.
+    normalize_nonzero: bool = False
 
     @field_validator("group")
     @classmethod
@@ -112,7 +115,9 @@ class LossConfig(StrictModel):
     batch_dice: bool = False
 
 
-AUGMENTATIONS = ("flip", "rotate", "intensity")
+AUGMENTATIONS = ("flip", "rotate", "intensity")  # what ``train.augment: true`` applies
+# Every kind, in pipeline order; ``fov`` (a tighter field of view) only where it is listed.
+AUGMENTATION_KINDS = ("flip", "rotate", "intensity", "fov")
 
 
 class TrainConfig(StrictModel):
@@ -127,7 +132,7 @@ class TrainConfig(StrictModel):
     amp: bool = True
     select: Literal["last", "inner_val"] = "last"
     num_workers: int = Field(0, ge=0)
-    augment: bool | list[Literal["flip", "rotate", "intensity"]] = True  # true: all kinds, false: none
+    augment: bool | list[Literal["flip", "rotate", "intensity", "fov"]] = True  # true: flip, rotate, intensity
     # Axes of a training sample that ``flip`` mirrors (and mirror TTA with them); null: both in-plane axes.
     flip_axes: list[Literal[0, 1, 2]] | None = None
     # Share of the slices without any foreground that an epoch trains on (2D slices of volumes),
@@ -142,7 +147,7 @@ class TrainConfig(StrictModel):
         """The kinds of augmentation ``augment`` asks for, in pipeline order."""
         if self.augment is True:
             return AUGMENTATIONS
-        return tuple(kind for kind in AUGMENTATIONS if kind in (self.augment or []))
+        return tuple(kind for kind in AUGMENTATION_KINDS if kind in (self.augment or []))
 
 
 class CVConfig(StrictModel):

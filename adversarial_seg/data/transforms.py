@@ -37,6 +37,7 @@ from monai.transforms import (
     Compose,
     NormalizeIntensityd,
     Orientationd,
+    RandCoarseDropoutd,
     RandFlipd,
     RandRotated,
     RandScaleIntensityd,
@@ -59,6 +60,9 @@ from .layouts import CaseRecord
 KEYS = ("image", "label")
 # Small in-plane rotation (radians, about 15 degrees): prostate and skin images are not rotation-invariant.
 MAX_ROTATION = 0.26
+# fov: how often, and the smallest kept share of each in-plane extent (160 px at 0.75 mm = 120 mm
+# down to 72 mm; the simulated tight scanner of docs/results.md acquires 110 mm).
+FOV_PROB, FOV_SHARE = 0.3, 0.6
 # Image: Gaussian anti-aliasing before a bilinear downsizing; label: nearest. Inverting a Resized
 # reuses its mode, so probabilities go back to the native grid bilinearly (``area`` would replicate
 # pixels there and leave blocky boundaries).
@@ -74,7 +78,7 @@ class DataPlan:
     None). ``size`` / ``spacing``: from ``data.size`` / ``data.spacing``. ``patch_size``: 3D only.
     ``in_channels``: channels of a case, over all of its channel files. ``context_slices``: 2.5D,
     a 2D model on volumes sees each slice with that many neighbours on either side as extra
-    channels (``model_in_channels``).
+    channels (``model_in_channels``). ``normalize_nonzero``: ``data.normalize_nonzero`` (volumes).
 
     A run stores its plan (``RUN/data_plan.json``, ``to_json`` / ``from_json``) so that
     ``seg-predict`` rebuilds the training transforms without the training data.
@@ -90,6 +94,7 @@ class DataPlan:
     reference_index: int = 0
     in_channels: int = 1
     context_slices: int = 0
+    normalize_nonzero: bool = False
 
     @property
     def model_in_channels(self) -> int:
@@ -148,16 +153,24 @@ def make_plan(data_cfg, records: list[CaseRecord]) -> DataPlan:
             f"data.context_slices {context}: neighbouring slices exist only for 2D slices of volumes, not for "
             f"{kind}; set data.context_slices to 0"
         )
+    if data_cfg.normalize_nonzero and file_dims == 2:
+        raise ConfigError(
+            "data.normalize_nonzero is for volumes (zero padding of a small field of view); 2D images keep "
+            "their black pixels in the z-score: set it to false"
+        )
+    nonzero = {"normalize_nonzero": data_cfg.normalize_nonzero}
     if file_dims == 2:
         if size is not None and len(size) != 2:
             raise ConfigError(f"data.size {list(size)} must have 2 entries (H, W) for 2D images; fix data.size")
         return DataPlan(label_set, 2, 2, None, size, None, None, reference, in_channels)
     if size is not None and len(size) == 3:
-        return DataPlan(label_set, 3, 3, None, None, spacing, size, reference, in_channels)
+        return DataPlan(label_set, 3, 3, None, None, spacing, size, reference, in_channels, **nonzero)
     if size is not None and len(size) != 2:
         raise ConfigError(f"data.size {list(size)}: give 2 entries (2D slices) or 3 (3D patches)")
     axis = data_cfg.slice_axis if data_cfg.slice_axis is not None else default_slice_axis(props["affine"])
-    return DataPlan(label_set, 3, 2, int(axis), size, spacing, None, reference, in_channels, data_cfg.context_slices)
+    return DataPlan(
+        label_set, 3, 2, int(axis), size, spacing, None, reference, in_channels, data_cfg.context_slices, **nonzero
+    )
 
 
 def context_indices(position: int | torch.Tensor, count: int, context: int) -> torch.Tensor:
@@ -266,8 +279,11 @@ def preprocessing_transforms(plan: DataPlan) -> Compose:
             steps.append(SpatialPadd(spatial_size=plan.patch_size, **common))
     elif plan.size is not None:
         steps.append(Resized(spatial_size=plan.size, **RESIZE_MODES, **common))
-    # z-score per channel; for 8-bit RGB this equals scaling to [0, 1] and then z-scoring.
-    steps.append(NormalizeIntensityd(keys="image", channel_wise=True, allow_missing_keys=True))
+    # z-score per channel; for 8-bit RGB this equals scaling to [0, 1] and then z-scoring. With
+    # normalize_nonzero the statistics skip zeros (padding), which stay 0: the mean intensity.
+    steps.append(
+        NormalizeIntensityd(keys="image", nonzero=plan.normalize_nonzero, channel_wise=True, allow_missing_keys=True)
+    )
     return Compose(steps)
 
 
@@ -303,7 +319,7 @@ def augmentation_transforms(
 ) -> Compose:
     """Random training augmentation on one sample: (C, H, W) slices/images or (C, X, Y, Z) patches.
 
-    ``kinds``: which of ``flip``, ``rotate``, ``intensity`` to apply (``train.augment``);
+    ``kinds``: which of ``flip``, ``rotate``, ``intensity``, ``fov`` to apply (``train.augment``);
     ``flip_axes``: ``train.flip_axes`` (see ``sample_flip_axes``).
     """
     common = {"keys": KEYS, "allow_missing_keys": True}
@@ -320,4 +336,20 @@ def augmentation_transforms(
     if "intensity" in kinds:
         steps += [RandScaleIntensityd(keys="image", factors=0.1, prob=0.5),
                   RandShiftIntensityd(keys="image", offsets=0.1, prob=0.5)]  # fmt: skip
+    if "fov" in kinds:
+        steps.append(field_of_view_transform(plan))
     return Compose(steps)
+
+
+def field_of_view_transform(plan: DataPlan) -> Transform:
+    """``fov``: with probability FOV_PROB, a scanner's tighter field of view - the sample keeps one
+    random box of FOV_SHARE to all of each in-plane extent (every slice of a 3D patch), and image
+    and label are 0 outside it, as a small acquisition padded to the training size looks after
+    ``data.normalize_nonzero`` (padding 0, label background)."""
+    sample = plan.patch_size if plan.model_dims == 3 else plan.size
+    if sample is None:
+        raise ConfigError("train.augment fov needs a fixed sample size: set data.size")
+    in_plane = sample if plan.model_dims == 2 else sample[:2]
+    smallest = [max(1, round(FOV_SHARE * n)) for n in in_plane] + list(sample[len(in_plane) :])
+    return RandCoarseDropoutd(keys=KEYS, holes=1, spatial_size=smallest, max_spatial_size=list(sample),
+                              dropout_holes=False, fill_value=0, prob=FOV_PROB, allow_missing_keys=True)  # fmt: skip

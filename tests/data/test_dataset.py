@@ -267,3 +267,56 @@ def test_three_d_samples_are_patches_with_or_without_augmentation(tmp_path):
     volume = dataset.preprocessed[0]["image"].as_tensor()
     x0, y0, z0 = ((s - p) // 2 for s, p in zip(volume.shape[1:], (32, 32, 4)))
     assert torch.equal(dataset[0]["image"], volume[:, x0 : x0 + 32, y0 : y0 + 32, z0 : z0 + 4])
+
+
+def test_normalize_nonzero_leaves_padding_out_of_the_z_score(prostate_phantoms):
+    """96 x 96 phantom slices padded to 128 x 128: with data.normalize_nonzero the padding stays 0 and
+    the 96 x 96 interior alone has mean 0 and std 1; without it the padding enters the statistics,
+    so the interior's mean moves above 0 (the padding is darker than the phantom's mean)."""
+    spacing = list(nib.load(sorted((prostate_phantoms / "imagesTr").glob("*_0000.nii.gz"))[0]).header.get_zooms())
+    interiors = {}
+    for nonzero in (False, True):
+        data = phantom_config("prostate", prostate_phantoms, spacing=spacing, size=[128, 128], normalize_nonzero=nonzero)
+        dataset = build_training_dataset(discover_cases(data)[:1], data, augment=())
+        assert dataset.plan.normalize_nonzero is nonzero
+        image = torch.as_tensor(dataset.preprocessed[0]["image"])
+        assert image.shape == (2, 128, 128, 16)
+        interior = image[:, 16:112, 16:112]
+        border = torch.ones(image.shape[1:3], dtype=torch.bool)
+        border[16:112, 16:112] = False
+        if nonzero:
+            assert torch.count_nonzero(image[:, border]) == 0
+            torch.testing.assert_close(interior.mean(dim=(1, 2, 3)), torch.zeros(2), atol=1e-4, rtol=0)
+            torch.testing.assert_close(interior.std(dim=(1, 2, 3), unbiased=False), torch.ones(2), atol=1e-3, rtol=0)
+        interiors[nonzero] = interior.mean(dim=(1, 2, 3))
+    assert (interiors[False] > 0.1).all()
+
+
+def test_normalize_nonzero_is_refused_for_2d_images(skin_phantoms):
+    data = phantom_config("skin", skin_phantoms, normalize_nonzero=True)
+    with pytest.raises(ConfigError, match="data.normalize_nonzero is for volumes"):
+        make_plan(data, discover_cases(data))
+
+
+def test_fov_augmentation_keeps_one_box_of_image_and_label(prostate_phantoms):
+    """train.augment fov: outside one box of 60 to 100 % of each in-plane extent, image and label are
+    0 (the same box for both and for every channel); it fires in about FOV_PROB of the samples."""
+    from adversarial_seg.data.transforms import FOV_PROB, FOV_SHARE
+
+    data = phantom_config("prostate", prostate_phantoms, size=[50, 40])
+    plan = make_plan(data, discover_cases(data))
+    fov = augmentation_transforms(plan, ("fov",))
+    fov.set_random_state(seed=0)
+    fired = 0
+    for _ in range(200):
+        out = fov({"image": torch.full((2, 50, 40), 3.0), "label": torch.ones(1, 50, 40)})
+        kept = out["image"][0] != 0
+        assert torch.equal(kept, out["image"][1] != 0) and torch.equal(kept, out["label"][0] != 0)
+        rows, cols = kept.any(1).nonzero(), kept.any(0).nonzero()
+        height, width = int(rows.max() - rows.min() + 1), int(cols.max() - cols.min() + 1)
+        assert int(kept.sum()) == height * width  # one box
+        assert round(FOV_SHARE * 50) <= height <= 50 and round(FOV_SHARE * 40) <= width <= 40
+        fired += int(kept.sum()) < 50 * 40
+    assert abs(fired / 200 - FOV_PROB) < 0.1
+    with pytest.raises(ConfigError, match="train.augment fov needs a fixed sample size"):
+        augmentation_transforms(make_plan(phantom_config("prostate", prostate_phantoms), discover_cases(data)), ["fov"])
