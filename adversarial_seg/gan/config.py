@@ -82,6 +82,25 @@ class LossConfig(StrictModel):
     info_weight: float = Field(1.0, ge=0)
 
 
+class LRSchedule(StrictModel):
+    """``torch.optim.lr_scheduler.MultiStepLR`` on both optimisers, stepped after every epoch: after
+    epoch ``m`` of each milestone ``m`` every learning rate is multiplied by ``gamma`` (epochs count
+    from 1; a milestone at or after ``train.epochs`` takes effect only when a resume trains longer).
+
+    >>> gan_config_from_mapping({"train": {"epochs": 5, "lr_schedule": {"milestones": [3]}}}).train.lr_schedule
+    LRSchedule(milestones=[3], gamma=0.1)
+    """
+
+    milestones: list[int] = Field(min_length=1)
+    gamma: float = Field(0.1, gt=0)
+
+    @model_validator(mode="after")
+    def _increasing(self):
+        if any(m < 1 for m in self.milestones) or any(b <= a for a, b in zip(self.milestones, self.milestones[1:])):
+            raise ValueError(f"train.lr_schedule.milestones must be increasing epochs >= 1, got {self.milestones}")
+        return self
+
+
 class TrainConfig(StrictModel):
     epochs: int = Field(20, ge=1)
     batch_size: int = Field(64, ge=2)
@@ -93,6 +112,7 @@ class TrainConfig(StrictModel):
     momentum: float = Field(0.5, ge=0, lt=1)  # sgd (Goodfellow et al. used momentum)
     grad_clip: float | None = Field(None, gt=0)
     amp: bool = False
+    lr_schedule: LRSchedule | None = None  # none: constant learning rates
 
 
 class EvalConfig(StrictModel):
@@ -134,9 +154,21 @@ class GANConfig(StrictModel):
         return self
 
     def digest(self) -> str:
-        """Short hash of the resolved config, for result files."""
-        text = json.dumps(self.model_dump(mode="json"), sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()[:12]
+        """Short hash of the resolved config, for result files.
+
+        ``train.lr_schedule`` is left out while it is none (constant learning rates), so the runs
+        recorded before the key existed keep their hashes.
+        """
+        return config_digest(self.model_dump(mode="json"))
+
+
+def config_digest(body: dict) -> str:
+    """``GANConfig.digest`` of a dumped config (``model_dump(mode="json")``), which may be edited first."""
+    body = {**body, "train": dict(body["train"])}
+    if body["train"].get("lr_schedule", "absent") is None:
+        del body["train"]["lr_schedule"]
+    text = json.dumps(body, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def _merge(base: dict, extra: dict) -> dict:

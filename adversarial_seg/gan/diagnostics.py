@@ -1,9 +1,11 @@
-"""Warnings users ask for while a GAN trains: G starved by a winning D, and sample diversity collapse.
+"""Warnings users ask for while a GAN trains: G starved by a winning D, sample diversity collapse,
+and (where the data's modes are known, the ring) modes the final samples miss.
 
 ``StarvationMonitor`` looks at every step's terms: when D wins outright (D(real) ~ 1 and
 D(fake) ~ 0, or its loss ~ 0) for ``patience`` consecutive steps, G's gradient is (nearly) gone
 (with the saturating loss exactly so). ``diversity_warning`` compares the spread of generated
-samples with the spread of real ones once per epoch.
+samples with the spread of real ones once per epoch. ``mode_coverage_warning`` looks at the
+final samples' count of covered modes once, after training.
 
 Example:
     >>> monitor = StarvationMonitor("non_saturating", patience=3)
@@ -103,4 +105,21 @@ def diversity_warning(spread_fake: float, spread_real: float, min_ratio: float =
     return (
         f"sample diversity collapsed: mean pairwise distance of samples is {ratio:.2f} of the real data "
         f"(below {min_ratio:g}); G may have collapsed onto few modes"
+    )
+
+
+def mode_coverage_warning(covered: int, modes: int) -> str | None:
+    """A warning when the final samples cover fewer than all of the data's ``modes``.
+
+    >>> mode_coverage_warning(8, 8) is None
+    True
+    >>> mode_coverage_warning(0, 8)
+    'final samples cover 0 of 8 modes: G is under-trained or has collapsed; train longer (train.epochs) or at a higher learning rate with a train.lr_schedule that lowers it for the last epochs'
+    """
+    if covered >= modes:
+        return None
+    return (
+        f"final samples cover {covered} of {modes} modes: G is under-trained or has collapsed; "
+        "train longer (train.epochs) or at a higher learning rate with a train.lr_schedule that lowers it "
+        "for the last epochs"
     )

@@ -3,7 +3,8 @@
 Run directory:
 ```
 RUN/config.yaml            resolved config + provenance (config hash, git commit, versions, seed)
-RUN/log.csv                per epoch: every loss term, d_real, d_fake, val_* metrics, seconds
+RUN/log.csv                per epoch: every loss term, d_real, d_fake, val_* metrics, lr_g / lr_d
+                           (with a train.lr_schedule: the rates the epoch trained with), seconds
 RUN/checkpoint_last.pt     the core trainer's checkpoint (resume with --resume)
 RUN/samples/epoch_NNN.png  sample grid per epoch (one row per class for a cGAN; scatter for the ring)
 RUN/traversal_*.png        InfoGAN latent traversals (after training)
@@ -27,9 +28,9 @@ import yaml
 
 from adversarial_seg.atomic_files import atomic_write_bytes
 from adversarial_seg.config import ConfigError
-from adversarial_seg.gan.config import GANConfig
+from adversarial_seg.gan.config import GANConfig, TrainConfig, config_digest
 from adversarial_seg.gan.data import TensorPairs, digits_splits, ring_centers, ring_splits
-from adversarial_seg.gan.diagnostics import MonitoredStep, diversity_warning
+from adversarial_seg.gan.diagnostics import MonitoredStep, diversity_warning, mode_coverage_warning
 from adversarial_seg.gan.figures import save_image_grid, save_metrics_plot, save_ring_scatter
 from adversarial_seg.gan.metrics import (
     classifier_outputs,
@@ -39,7 +40,7 @@ from adversarial_seg.gan.metrics import (
     ring_metrics,
 )
 from adversarial_seg.gan.trainer import Trainer, seeded_loader
-from adversarial_seg.gan.variants import build_gan_step
+from adversarial_seg.gan.variants import build_gan_step, build_lr_schedulers
 from adversarial_seg.provenance import git_commit, write_resolved_config
 from adversarial_seg.runtime import Precision, derived_seed, seed_everything
 
@@ -48,10 +49,10 @@ Tensor = torch.Tensor
 
 # --------------------------------------------------------------------------- provenance
 def resume_digest(config: GANConfig) -> str:
-    """The config hash without ``train.epochs``: a run may be resumed to train longer."""
+    """The config hash with ``train.epochs`` at its default: a run may be resumed to train longer."""
     body = config.model_dump(mode="json")
-    body["train"].pop("epochs")
-    return GANConfig.model_validate(body).digest()
+    body["train"]["epochs"] = TrainConfig.model_fields["epochs"].default
+    return config_digest(body)
 
 
 def write_config(config: GANConfig, path: Path, command: str) -> None:
@@ -225,9 +226,14 @@ def train_gan(
     step = MonitoredStep.wrap(step, patience=config.eval.starved_steps, warn=warn)
     task = step.task
     dataset = TensorPairs(*data["splits"]["train"])
-    make_loader = lambda epoch: seeded_loader(  # noqa: E731
-        dataset, config.train.batch_size, config.seed, (), epoch, drop_last=True
-    )
+    schedulers = build_lr_schedulers(config.train.lr_schedule, step)
+    epoch_lr: dict[str, float] = {}  # the learning rates an epoch trains with (schedulers step after it)
+
+    def make_loader(epoch: int):
+        if schedulers:
+            epoch_lr.update(lr_g=step.optimizer_g.param_groups[0]["lr"], lr_d=step.optimizer_d.param_groups[0]["lr"])
+        return seeded_loader(dataset, config.train.batch_size, config.seed, (), epoch, drop_last=True)
+
     evaluator = Evaluator(config, data)
 
     def due(epoch: int) -> bool:
@@ -255,8 +261,9 @@ def train_gan(
         save_metrics_plot(trainer.history, run_dir / "metrics.png", f"{config.variant} ({config.data.dataset})")
 
     trainer = Trainer(
-        step, make_loader, run_dir, config.seed, (), device, config.train.d_steps,
-        evaluate=evaluate, on_epoch_end=on_epoch_end, print_fn=print_fn, progress=progress, extra_state=log,
+        step, make_loader, run_dir, config.seed, (), device, config.train.d_steps, schedulers=schedulers,
+        evaluate=evaluate, probe=(lambda epoch: dict(epoch_lr)) if schedulers else None,
+        on_epoch_end=on_epoch_end, print_fn=print_fn, progress=progress, extra_state=log,
     )  # fmt: skip
     if resume and trainer.resume() and print_fn is not None:
         print_fn(f"resumed {run_dir} after epoch {trainer.epochs_done}")
@@ -265,6 +272,10 @@ def train_gan(
     fit_seconds = time.perf_counter() - started
     started = time.perf_counter()
     final = evaluator.final(task)
+    if not evaluator.images:  # the ring: its modes are known, so missing ones can be counted
+        message = mode_coverage_warning(int(final["modes_covered"]), config.data.ring.modes)
+        if message:
+            warn(f"warning: {message}")
     reference = evaluator.reference()
     figures = save_traversals(task, config, run_dir) if config.variant == "infogan" else []
     body = {

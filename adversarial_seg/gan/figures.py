@@ -75,6 +75,7 @@ PANELS = (
     ("classifier score", lambda k: k == "val_classifier_score"),
     ("ring", lambda k: k in ("val_modes_covered", "val_high_quality")),
     ("diversity", lambda k: k == "val_spread_ratio"),
+    ("learning rate", lambda k: k in ("lr_g", "lr_d")),  # logged with a train.lr_schedule
 )
 
 

@@ -1,8 +1,10 @@
 """Markdown tables of GAN results from the JSON files under ``docs/results/gan/``.
 
-Each JSON is a run's ``metrics.json`` plus provenance (written by ``scripts/bench/gan_results.py``);
-a saturation-curve JSON (``kind: saturation``, from ``scripts/bench/gan_saturation.py``) gets its own
-table. ``render_gan_results(paths)`` returns the markdown; it never computes a number itself.
+Each JSON is a run's ``metrics.json`` plus provenance (written by ``scripts/bench/gan_results.py``),
+or, for a config measured at several seeds, ``aggregate_seeds`` of the runs' bodies: ``metrics`` then
+holds the mean over seeds, ``metrics_std`` the sample standard deviation (ddof 1), ``per_seed`` each
+run. A saturation-curve JSON (``kind: saturation``, from ``scripts/bench/gan_saturation.py``) gets its
+own table. ``render_gan_results(paths)`` returns the markdown; it never computes a number itself.
 
 Example:
     >>> import json, tempfile, pathlib
@@ -20,17 +22,93 @@ Example:
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 
+PER_SEED_KEYS = (
+    "seed", "config_hash", "git_commit", "epochs", "train_seconds", "wall_seconds", "metrics", "warnings", "command",
+)  # fmt: skip
 
-def _ll(m: dict) -> str:
+
+def aggregate_seeds(bodies: list[dict]) -> dict:
+    """One record of a config run at several seeds: mean and sample std (ddof 1) of every metric.
+
+    ``bodies`` are the runs' ``metrics.json`` bodies (plus the recorder's fields), one per seed, of
+    the same config but its seed. Each metric present in every run as a number gets
+    ``metrics[key]`` = mean, ``metrics_std[key]`` = std and ``metrics_values[key]`` = the per-seed
+    values in seed order; ``train_seconds`` is the mean per seed. The real-data ``reference`` does
+    not depend on the seed; the first run's is kept.
+
+    >>> runs = [{"seed": s, "train_seconds": t, "metrics": {"modes_covered": m}} for s, t, m in [(0, 10, 8), (1, 20, 7), (2, 30, 8)]]
+    >>> record = aggregate_seeds(runs)
+    >>> record["seeds"], record["metrics"], round(record["metrics_std"]["modes_covered"], 4), record["train_seconds"]
+    ([0, 1, 2], {'modes_covered': 7.666666666666667}, 0.5774, 20.0)
+    """
+    if len(bodies) < 2:
+        raise ValueError(f"aggregate_seeds needs runs at two or more seeds, got {len(bodies)}")
+    bodies = sorted(bodies, key=lambda b: b["seed"])
+    seeds = [b["seed"] for b in bodies]
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"aggregate_seeds: a seed appears twice in {seeds}")
+    keys = [k for k, v in bodies[0]["metrics"].items() if isinstance(v, (int, float))]
+    keys = [k for k in keys if all(isinstance(b["metrics"].get(k), (int, float)) for b in bodies)]
+    values = {k: [float(b["metrics"][k]) for b in bodies] for k in keys}
+    record = {k: v for k, v in bodies[0].items() if k not in (*PER_SEED_KEYS, "last_epoch", "this_call_train_seconds")}
+    epochs = {b.get("epochs") for b in bodies}
+    if len(epochs) != 1:
+        raise ValueError(f"aggregate_seeds: the runs trained for different epochs {sorted(epochs, key=str)}")
+    record.update(
+        seeds=seeds,
+        epochs=epochs.pop(),
+        metrics={k: statistics.fmean(v) for k, v in values.items()},
+        metrics_std={k: statistics.stdev(v) for k, v in values.items()},
+        metrics_values=values,
+        train_seconds=statistics.fmean(float(b["train_seconds"]) for b in bodies),
+        per_seed=[{k: b[k] for k in PER_SEED_KEYS if k in b} for b in bodies],
+    )
+    return record
+
+
+def _ll(m: dict, std: dict | None = None) -> str:
+    """Parzen LL: mean ± s.e. over test points (one run), or mean ± std over seeds (``std`` given)."""
     if "parzen_ll" not in m:
         return "–"
+    if std is not None:
+        return f"{m['parzen_ll']:.1f} ± {std['parzen_ll']:.1f}"
     return f"{m['parzen_ll']:.1f} ± {m['parzen_se']:.1f}"
 
 
-def _num(m: dict, key: str, fmt: str) -> str:
-    return format(m[key], fmt) if key in m and m[key] is not None else "–"
+def _num(m: dict, key: str, fmt: str, std: dict | None = None) -> str:
+    if key not in m or m[key] is None:
+        return "–"
+    if std is not None and key in std:
+        return f"{format(m[key], fmt)} ± {format(std[key], fmt)}"
+    return format(m[key], fmt)
+
+
+def _name(run: dict) -> str:
+    name = run.get("name", run["variant"])
+    return f"{name} (seeds {', '.join(map(str, run['seeds']))})" if "seeds" in run else name
+
+
+def _time(run: dict) -> str:
+    per = " per seed" if "seeds" in run else ""
+    return f"{run['train_seconds']:.0f} s{per} ({run['epochs']} epochs)"
+
+
+def _modes(run: dict, modes: int) -> str:
+    m = run["metrics"]
+    if "metrics_std" not in run:
+        return f"{m['modes_covered']} / {modes}"
+    values = ", ".join(f"{v:g}" for v in run["metrics_values"]["modes_covered"])
+    return f"{m['modes_covered']:.1f} ± {run['metrics_std']['modes_covered']:.1f} / {modes} ({values})"
+
+
+SEEDS_NOTE = (
+    "A row measured at several seeds shows the mean ± sample std (ddof 1) over its seeds (per-seed "
+    "mode counts in brackets, every per-seed value in its JSON); a one-seed row's Parzen ± is the "
+    "standard error over test points."
+)
 
 
 def _digits_table(runs: list[dict]) -> list[str]:
@@ -44,11 +122,10 @@ def _digits_table(runs: list[dict]) -> list[str]:
         f"{_num(reference, 'frechet_distance', '.1f')} | – |"
     )
     for run in runs:
-        m = run["metrics"]
+        m, std = run["metrics"], run.get("metrics_std")
         lines.append(
-            f"| {run.get('name', run['variant'])} | {run['variant']} | {run['adversarial']} | {_ll(m)} | "
-            f"{_num(m, 'classifier_score', '.2f')} | {_num(m, 'frechet_distance', '.1f')} | "
-            f"{run['train_seconds']:.0f} s ({run['epochs']} epochs) |"
+            f"| {_name(run)} | {run['variant']} | {run['adversarial']} | {_ll(m, std)} | "
+            f"{_num(m, 'classifier_score', '.2f', std)} | {_num(m, 'frechet_distance', '.1f', std)} | {_time(run)} |"
         )
     return lines
 
@@ -65,11 +142,10 @@ def _ring_table(runs: list[dict]) -> list[str]:
         f"{reference['high_quality']:.3f} | {_ll(reference)} | – |"
     )
     for run in runs:
-        m = run["metrics"]
+        m, std = run["metrics"], run.get("metrics_std")
         lines.append(
-            f"| {run.get('name', run['variant'])} | {run['variant']} | {run['adversarial']} | "
-            f"{m['modes_covered']} / {modes} | {m['high_quality']:.3f} | {_ll(m)} | "
-            f"{run['train_seconds']:.0f} s ({run['epochs']} epochs) |"
+            f"| {_name(run)} | {run['variant']} | {run['adversarial']} | {_modes(run, modes)} | "
+            f"{_num(m, 'high_quality', '.3f', std)} | {_ll(m, std)} | {_time(run)} |"
         )
     return lines
 
@@ -94,6 +170,11 @@ def _saturation_table(result: dict) -> list[str]:
 def _provenance(runs: list[dict]) -> list[str]:
     lines = ["| run | command | commit | config hash |", "|---|---|---|---|"]
     for run in runs:
+        if "per_seed" in run:  # one gan-train run per seed; the record's command ran them all
+            commits = sorted({str(r.get("git_commit", ""))[:12] for r in run["per_seed"]})
+            hashes = ", ".join(f"{r['config_hash']} (seed {r['seed']})" for r in run["per_seed"])
+            lines.append(f"| {run['name']} | `{run['command']}` | {', '.join(commits)} | {hashes} |")
+            continue
         lines.append(
             f"| {run.get('name', run.get('variant', run.get('kind')))} | `{run['command']}` | "
             f"{str(run.get('git_commit', ''))[:12]} | {run.get('config_hash', '–')} |"
@@ -109,6 +190,8 @@ def render_gan_results(json_paths) -> str:
     digits = [r for r in runs if r["dataset"] == "digits"]
     ring = [r for r in runs if r["dataset"] == "ring"]
     out: list[str] = []
+    if any("seeds" in r for r in runs):
+        out += [SEEDS_NOTE, ""]
     if digits:
         out += ["### Digits (16x16, test split)", "", *_digits_table(digits), ""]
     if ring:

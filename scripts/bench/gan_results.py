@@ -1,17 +1,23 @@
 """Run gan-train on the shipped GAN configs and record the measured results for the docs.
 
-    python scripts/bench/gan_results.py [NAME ...]     # default: every configs/gan/*.yaml
-    python scripts/bench/gan_results.py --render-only  # tables only, from docs/results/gan/*.json
+    python scripts/bench/gan_results.py [NAME ...]                  # default: every configs/gan/*.yaml
+    python scripts/bench/gan_results.py --seeds 0 1 2 NAME [NAME ...]  # each NAME at several seeds
+    python scripts/bench/gan_results.py --render-only               # tables only, from docs/results/gan/*.json
 
 For each NAME it runs ``gan-train --config configs/gan/NAME.yaml --output runs/gan_results/NAME
 --device cpu --quiet`` in a fresh run directory with one CPU thread (OMP_NUM_THREADS=1), times the
 whole command, and writes docs/results/gan/NAME.json: the command, git commit, config hash, wall
-time and the run's metrics.json (test-split metrics beside held-out real data). Then it re-renders
-the tables in docs/gan.md between the result markers. No number is typed by hand.
+time and the run's metrics.json (test-split metrics beside held-out real data). With ``--seeds``
+(two or more) it runs ``gan-train ... --output runs/gan_results/NAME_seedS --set seed=S`` for each
+seed S, one after the other, and NAME.json holds the mean and sample std of every metric over the
+seeds with each seed's run beside them (``adversarial_seg.gan.report.aggregate_seeds``). Then it
+re-renders the tables in docs/gan.md between the result markers (docs/results.md is rendered from
+the same JSON files by ``python scripts/render_results.py``). No number is typed by hand.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -27,11 +33,15 @@ DOC = REPO / "docs" / "gan.md"
 START, END = "<!-- gan-results:start -->", "<!-- gan-results:end -->"
 
 
-def run_one(name: str) -> dict:
+def run_gan_train(name: str, seed: int | None = None) -> dict:
+    """One gan-train run of configs/gan/NAME.yaml in a fresh run directory (at ``seed``, when given);
+    its metrics.json body plus the command, wall time and machine."""
     config = Path("configs") / "gan" / f"{name}.yaml"
-    output = Path("runs") / "gan_results" / name
+    output = Path("runs") / "gan_results" / (name if seed is None else f"{name}_seed{seed}")
     shutil.rmtree(REPO / output, ignore_errors=True)
     command = ["gan-train", "--config", str(config), "--output", str(output), "--device", "cpu", "--quiet"]
+    if seed is not None:
+        command += ["--set", f"seed={seed}"]
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     started = time.perf_counter()
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
@@ -46,9 +56,28 @@ def run_one(name: str) -> dict:
         wall_seconds=round(wall, 1),
         machine=f"{platform.machine()}, {os.cpu_count()} logical CPUs (shared), 1 thread",
     )
+    label = name if seed is None else f"{name} seed {seed}"
+    print(f"{label}: {wall:.0f} s  {json.dumps(body['metrics'])}  warnings: {body['warnings']}", flush=True)
+    return body
+
+
+def run_one(name: str, seeds: list[int] | None = None) -> dict:
+    """Measure NAME (at each of ``seeds``, two or more, when given) and write docs/results/gan/NAME.json."""
+    if not seeds:
+        body = run_gan_train(name)
+    else:
+        from adversarial_seg.gan.report import aggregate_seeds
+
+        runs = [run_gan_train(name, seed) for seed in seeds]
+        body = aggregate_seeds(runs)
+        body.update(
+            command=f"python scripts/bench/gan_results.py --seeds {' '.join(map(str, seeds))} {name}",
+            wall_seconds=round(sum(r["wall_seconds"] for r in runs), 1),
+        )
+        summary = {k: f"{body['metrics'][k]:.4g} ± {body['metrics_std'][k]:.2g}" for k in body["metrics"]}
+        print(f"{name} over seeds {seeds}: {json.dumps(summary)}", flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps(body, indent=2) + "\n")
-    print(f"{name}: {wall:.0f} s  {json.dumps(body['metrics'])}", flush=True)
     return body
 
 
@@ -66,13 +95,30 @@ def render_docs() -> None:
     DOC.write_text(f"{head}{START}\n{tables}\n{END}{tail}")
 
 
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", help="config names under configs/gan/ (default: all)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="run each config at these seeds (2 or more)")
+    parser.add_argument("--render-only", action="store_true", help="re-render docs/gan.md from the stored JSON files")
+    args = parser.parse_args(argv)
+    if args.seeds is not None and (len(args.seeds) < 2 or len(set(args.seeds)) != len(args.seeds)):
+        parser.error(f"--seeds needs two or more different seeds, got {args.seeds}")
+    if args.render_only and (args.names or args.seeds):
+        parser.error("--render-only runs nothing; drop the names and --seeds")
+    return args
+
+
 def main(argv: list[str]) -> int:
-    if argv == ["--render-only"]:  # re-render docs/gan.md from the stored JSON files
+    args = parse_args(argv)
+    if args.render_only:
         render_docs()
         return 0
-    names = argv or sorted(p.stem for p in (REPO / "configs" / "gan").glob("*.yaml"))
+    names = args.names or sorted(p.stem for p in (REPO / "configs" / "gan").glob("*.yaml"))
+    missing = [n for n in names if not (REPO / "configs" / "gan" / f"{n}.yaml").is_file()]
+    if missing:
+        raise SystemExit(f"no configs/gan/{missing[0]}.yaml; choose from configs/gan/*.yaml")
     for name in names:
-        run_one(name)
+        run_one(name, args.seeds)
     render_docs()
     return 0
 

@@ -1,4 +1,4 @@
-"""Diagnostics: G-starvation streaks and diversity collapse."""
+"""Diagnostics: G-starvation streaks, diversity collapse and missed ring modes."""
 
 import torch
 
@@ -28,3 +28,22 @@ def test_starvation_warns_once_per_streak_and_resets():
 def test_diversity_warning_threshold():
     assert diversity_warning(2.9, 10.0, 0.3) is not None
     assert diversity_warning(3.0, 10.0, 0.3) is None
+
+
+def test_mode_coverage_warning_on_hand_made_points():
+    from adversarial_seg.gan.data import ring_centers
+    from adversarial_seg.gan.diagnostics import mode_coverage_warning
+    from adversarial_seg.gan.metrics import ring_metrics
+
+    centres = ring_centers(8, 2.0)
+    on_every_mode = centres.repeat(10, 1)  # 80 points, 10 exactly on each centre
+    at_the_origin = torch.zeros(80, 2)  # 2 from every centre: none high quality
+    seven = centres[:7].repeat(10, 1)  # the last mode empty
+    counts = [ring_metrics(p, centres, std=0.02)["modes_covered"] for p in (on_every_mode, at_the_origin, seven)]
+    assert counts == [8, 0, 7]
+    assert mode_coverage_warning(counts[0], 8) is None
+    zero = mode_coverage_warning(counts[1], 8)
+    assert (
+        zero.startswith("final samples cover 0 of 8 modes") and "train.lr_schedule" in zero and "train.epochs" in zero
+    )
+    assert mode_coverage_warning(counts[2], 8).startswith("final samples cover 7 of 8 modes")

@@ -39,6 +39,22 @@ def make_optimizer(name: str, parameters, lr: float, train) -> torch.optim.Optim
     raise ValueError(f"train.optimizer: {name!r} is not one of adam, sgd, rmsprop")
 
 
+def build_lr_schedulers(schedule, step: AdversarialStep) -> dict:
+    """``train.lr_schedule`` as one ``MultiStepLR`` per optimiser (G's and D's), named ``lr_g`` / ``lr_d``
+    like the learning rates they scale; ``{}`` for none (constant rates). The trainer steps them after
+    every epoch and keeps their state in its checkpoint, so a resumed run continues the schedule."""
+    if schedule is None:
+        return {}
+    optimizers = {"lr_g": step.optimizer_g, "lr_d": step.optimizer_d}
+    return {
+        name: torch.optim.lr_scheduler.MultiStepLR(
+            optimizer, milestones=list(schedule.milestones), gamma=schedule.gamma
+        )
+        for name, optimizer in optimizers.items()
+        if optimizer is not None
+    }
+
+
 def build_gan_step(config, data_shape, num_classes: int, device: torch.device, precision: Precision) -> AdversarialStep:
     """Task, optimisers (separate learning rates for G and D) and the core step, on ``device``."""
     task = build_task(config, data_shape, num_classes)

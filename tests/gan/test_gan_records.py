@@ -1,0 +1,124 @@
+"""GAN result records over several seeds: mean ± sample std per metric, the per-seed values, the
+rendered tables (one-seed records still render as before) and scripts/bench/gan_results.py --seeds."""
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from adversarial_seg.gan.report import aggregate_seeds, render_gan_results
+
+REPO = Path(__file__).resolve().parents[2]
+REFERENCE = {"modes_covered": 8, "high_quality": 0.993, "parzen_ll": 2.9, "parzen_se": 0.02}
+
+
+def ring_run(seed, modes, quality, ll, seconds):
+    return {
+        "kind": "run", "name": "ring_x", "variant": "wgan_gp", "dataset": "ring", "adversarial": "wasserstein",
+        "seed": seed, "config_hash": f"hash{seed}", "git_commit": "abcdef1234567890", "epochs": 500,
+        "train_seconds": seconds, "wall_seconds": seconds + 5, "warnings": [], "command": f"gan-train --set seed={seed}",
+        "metrics": {"modes_covered": modes, "high_quality": quality, "parzen_ll": ll, "parzen_se": 0.1},
+        "reference": REFERENCE, "last_epoch": {"epoch": 500},
+    }  # fmt: skip
+
+
+RUNS = [ring_run(0, 8, 0.90, 1.0, 80.0), ring_run(2, 8, 1.00, 2.0, 100.0), ring_run(1, 7, 0.95, 3.0, 90.0)]
+
+
+def test_mean_and_sample_std_over_seeds():
+    record = aggregate_seeds(RUNS)
+    assert record["seeds"] == [0, 1, 2]  # sorted, whatever the order of the runs
+    assert record["metrics_values"]["modes_covered"] == [8, 7, 8]
+    assert record["metrics"]["modes_covered"] == pytest.approx(23 / 3)
+    assert record["metrics_std"]["modes_covered"] == pytest.approx(math.sqrt(1 / 3))  # ddof 1: (1/9+4/9+1/9)/2
+    assert record["metrics"]["high_quality"] == pytest.approx(0.95)
+    assert record["metrics_std"]["high_quality"] == pytest.approx(0.05)
+    assert record["metrics"]["parzen_ll"] == pytest.approx(2.0) and record["metrics_std"]["parzen_ll"] == pytest.approx(
+        1.0
+    )
+    assert record["train_seconds"] == pytest.approx(90.0)
+    assert [r["seed"] for r in record["per_seed"]] == [0, 1, 2]
+    assert [r["config_hash"] for r in record["per_seed"]] == ["hash0", "hash1", "hash2"]
+    assert record["reference"] == REFERENCE and "seed" not in record and "last_epoch" not in record
+
+
+def test_one_seed_or_a_repeated_seed_is_refused():
+    with pytest.raises(ValueError, match="two or more"):
+        aggregate_seeds(RUNS[:1])
+    with pytest.raises(ValueError, match="appears twice"):
+        aggregate_seeds([RUNS[0], RUNS[0]])
+
+
+def test_tables_show_mean_and_std_for_several_seeds_and_one_seed_rows_as_before(tmp_path):
+    record = dict(aggregate_seeds(RUNS), command="python scripts/bench/gan_results.py --seeds 0 1 2 ring_x")
+    single = dict(ring_run(0, 6, 0.936, 1.5, 29.0), name="ring_y", command="gan-train y")
+    (tmp_path / "ring_x.json").write_text(json.dumps(record))
+    (tmp_path / "ring_y.json").write_text(json.dumps(single))
+    lines = render_gan_results(sorted(tmp_path.glob("*.json"))).splitlines()
+    assert (
+        "| ring_x (seeds 0, 1, 2) | wgan_gp | wasserstein | 7.7 ± 0.6 / 8 (8, 7, 8) | 0.950 ± 0.050 | 2.0 ± 1.0 | 90 s per seed (500 epochs) |"
+        in lines
+    )
+    assert "| ring_y | wgan_gp | wasserstein | 6 / 8 | 0.936 | 1.5 ± 0.1 | 29 s (500 epochs) |" in lines
+    provenance = "| ring_x | `python scripts/bench/gan_results.py --seeds 0 1 2 ring_x` | abcdef123456 | hash0 (seed 0), hash1 (seed 1), hash2 (seed 2) |"
+    assert provenance in lines
+    assert any(line.startswith("A row measured at several seeds shows the mean ± sample std") for line in lines)
+
+
+def test_one_seed_records_render_without_the_seeds_note(tmp_path):
+    (tmp_path / "ring_y.json").write_text(json.dumps(dict(ring_run(0, 6, 0.936, 1.5, 29.0), command="c")))
+    assert "several seeds" not in render_gan_results([tmp_path / "ring_y.json"])
+
+
+def load_bench():
+    spec = importlib.util.spec_from_file_location("gan_results", REPO / "scripts" / "bench" / "gan_results.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_script_runs_each_seed_and_records_the_aggregate(tmp_path, monkeypatch):
+    bench = load_bench()
+    calls = []
+
+    def fake_run(name, seed=None):
+        calls.append((name, seed))
+        return ring_run(seed, {0: 8, 1: 7, 2: 8}[seed], 0.95, 2.0, 90.0)
+
+    monkeypatch.setattr(bench, "run_gan_train", fake_run)
+    monkeypatch.setattr(bench, "RESULTS", tmp_path)
+    bench.run_one("ring_x", [0, 1, 2])
+    assert calls == [("ring_x", 0), ("ring_x", 1), ("ring_x", 2)]
+    record = json.loads((tmp_path / "ring_x.json").read_text())
+    assert record["metrics_values"]["modes_covered"] == [8, 7, 8]
+    assert record["command"] == "python scripts/bench/gan_results.py --seeds 0 1 2 ring_x"
+    assert record["wall_seconds"] == pytest.approx(3 * 95.0)
+
+
+@pytest.mark.parametrize("argv", [["--seeds", "1", "ring_x"], ["--seeds", "1", "1"], ["--render-only", "ring_x"]])
+def test_bench_script_refuses_bad_arguments(argv):
+    with pytest.raises(SystemExit) as exc:
+        load_bench().parse_args(argv)
+    assert exc.value.code == 2
+
+
+def test_bench_script_passes_the_seed_to_gan_train(tmp_path, monkeypatch):
+    """The seed reaches gan-train as --set seed=S, in a run folder of its own."""
+    bench = load_bench()
+    seen = {}
+
+    def fake_subprocess_run(command, **kwargs):
+        seen["command"] = command
+        output = bench.REPO / command[command.index("--output") + 1]
+        output.mkdir(parents=True, exist_ok=True)
+        (output / "metrics.json").write_text(json.dumps({"metrics": {}, "warnings": []}))
+        return type("Done", (), {"returncode": 0})()
+
+    monkeypatch.setattr(bench, "REPO", tmp_path)
+    monkeypatch.setattr(bench.subprocess, "run", fake_subprocess_run)
+    body = bench.run_gan_train("ring_x", seed=2)
+    assert seen["command"][-2:] == ["--set", "seed=2"]
+    assert "runs/gan_results/ring_x_seed2" in seen["command"]
+    assert body["command"].startswith("OMP_NUM_THREADS=1 gan-train --config configs/gan/ring_x.yaml")
