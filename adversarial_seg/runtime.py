@@ -7,9 +7,12 @@ precision (``Precision``), so the CUDA path and the CPU path are the same code.
 from __future__ import annotations
 
 import hashlib
+import os
 import random
+import time
 from contextlib import nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,6 +30,61 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name not in ("cpu", "cuda"):
         raise InputError(f"--device {name!r} is not one of auto, cpu, cuda")
     return torch.device(name)
+
+
+def busy_cores(seconds: float = 0.25) -> float | None:
+    """How many cores other processes keep busy right now (Linux ``/proc/stat`` sampled over
+    ``seconds``); None where that cannot be read. Unlike the load average it does not lag, so a
+    job started right after another one ended sees the cores free."""
+
+    def totals() -> tuple[int, int]:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+        return sum(fields[:8]), idle
+
+    try:
+        total_0, idle_0 = totals()
+        time.sleep(seconds)
+        total_1, idle_1 = totals()
+    except (OSError, ValueError, IndexError):
+        return None
+    elapsed = total_1 - total_0
+    return 0.0 if elapsed <= 0 else (1 - (idle_1 - idle_0) / elapsed) * cpu_cores()
+
+
+def cpu_cores() -> int:
+    """Cores this process may run on (its affinity mask, where the platform has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def set_threads(requested: int | None) -> str:
+    """Set torch's intra-op threads (``--threads``) and say what was chosen and why.
+
+    ``requested`` wins; with None, ``OMP_NUM_THREADS`` when set (torch already follows it), else
+    the cores that other processes leave free, at least 1 and at most torch's default: torch's
+    default of every core makes jobs that share the cores 10 to 30 times slower
+    (docs/performance.md), not 2.
+    """
+    if requested is not None:
+        if requested < 1:
+            raise InputError(f"--threads {requested}: give a whole number of at least 1")
+        torch.set_num_threads(requested)
+        return f"{requested} thread{'s' * (requested > 1)} (--threads)"
+    default = torch.get_num_threads()
+    if os.environ.get("OMP_NUM_THREADS"):
+        return f"{default} thread{'s' * (default > 1)} (OMP_NUM_THREADS)"
+    busy = busy_cores()
+    if busy is None or busy < 0.5:
+        return f"{default} thread{'s' * (default > 1)}"
+    threads = max(1, min(default, round(cpu_cores() - busy)))
+    torch.set_num_threads(threads)
+    return (
+        f"{threads} thread{'s' * (threads > 1)} ({busy:.1f} of {cpu_cores()} cores busy with other work; "
+        "--threads N to choose)"
+    )
 
 
 def to_device(batch: Any, device: torch.device) -> Any:

@@ -47,9 +47,14 @@ def add_override_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def add_device_argument(parser: argparse.ArgumentParser) -> None:
+    """``--device`` and ``--threads`` (every command that runs a network); see ``runtime.set_threads``."""
     parser.add_argument(
         "--device", default="auto", choices=("auto", "cpu", "cuda"),
         help="where to run: auto picks CUDA when a GPU is visible (AMP on CUDA)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--threads", type=int, metavar="N",
+        help="CPU threads of torch (default: OMP_NUM_THREADS if set, else the cores other processes leave free)",
     )  # fmt: skip
 
 

@@ -1,7 +1,7 @@
 """``gan-train``: train a classic GAN variant on the bundled digits or the ring of Gaussians.
 
     gan-train --config configs/gan/dcgan.yaml [--output RUN] [--set key=value ...]
-              [--device auto|cpu|cuda] [--resume] [--no-progress]
+              [--device auto|cpu|cuda] [--threads N] [--resume] [--no-progress]
 
 Exit codes (README): 0 done; 2 nothing was done because the input is wrong (config, arguments,
 run directory, a checkpoint to --resume that is truncated or tampered with), stated in one sentence
@@ -53,10 +53,11 @@ def prepare(args: argparse.Namespace):
     from adversarial_seg.gan.config import load_gan_config
     from adversarial_seg.gan.experiment import resume_digest, stored_resume_hash
     from adversarial_seg.gan.trainer import CHECKPOINT_LAST
-    from adversarial_seg.runtime import resolve_device
+    from adversarial_seg.runtime import resolve_device, set_threads
 
     config = load_gan_config(args.config, args.overrides)
     device = resolve_device(args.device)
+    args.thread_note = set_threads(args.threads)
     run_dir = run_dir_of(args)
     check_output_folder(run_dir)
     has_checkpoint = (run_dir / CHECKPOINT_LAST).is_file()
@@ -109,6 +110,8 @@ def train(args: argparse.Namespace, argv: list[str] | None) -> int:
     """Validate (InputError: exit 2, nothing written), then train; exit 1 names a failed training."""
     config, device, run_dir = prepare(args)
     from adversarial_seg.gan.experiment import train_gan
+
+    print(f"gan-train: {config.variant} into {run_dir}, device {device}, {args.thread_note}")
 
     command = "gan-train " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     try:

@@ -2,7 +2,7 @@
 
     seg-predict --model RUN --input PATH [PATH ...] --output DIR [--folds all|0,2]
                 [--tta | --no-tta] [--probabilities] [--uncertainty] [--labels REFS] [--overwrite]
-                [--device auto|cpu|cuda]
+                [--device auto|cpu|cuda] [--threads N]
 
 Exit codes: 0 every case predicted (or skipped: its output exists); 2 nothing was done because
 the input is wrong (run directory, checkpoints, arguments, missing input paths, an --output that
@@ -79,8 +79,8 @@ def predict(args: argparse.Namespace) -> int:
     post = [name for name, on in ((run.postprocessing or {}).get("keep_largest_component") or {}).items() if on]
     print(
         f"seg-predict: {len(cases)} case(s), {len(folds)} fold model(s) {folds} of {run.run_dir}, "
-        f"TTA {'on' if args.tta else 'off'}, keep-largest-component {post or 'off'}, device {device}"
-        + (f"; {ignored} other folder entries ignored" if ignored else "")
+        f"TTA {'on' if args.tta else 'off'}, keep-largest-component {post or 'off'}, device {device}, "
+        f"{args.thread_note}" + (f"; {ignored} other folder entries ignored" if ignored else "")
     )
     if run.postprocessing is None:
         print("note: the run has no post-processing decision (not every fold finished); none applied")
@@ -126,7 +126,7 @@ def calibration_note(run) -> str:
 def prepare(args: argparse.Namespace):
     """Everything checked and loaded before the output folder is touched: the run, the folds, the
     device, the input cases and the fold models. InputError (exit 2) names what is wrong."""
-    from adversarial_seg.runtime import resolve_device
+    from adversarial_seg.runtime import resolve_device, set_threads
     from adversarial_seg.seg.predict import check_output, collect_inputs
     from adversarial_seg.seg.run import open_run, parse_folds
 
@@ -136,6 +136,7 @@ def prepare(args: argparse.Namespace):
     run = open_run(args.model)
     folds = parse_folds(args.folds, run)
     device = resolve_device(args.device)
+    args.thread_note = set_threads(args.threads)
     cases, ignored = collect_inputs(args.input)
     models = run.load_models(folds, device)
     return run, folds, device, cases, ignored, models

@@ -1,7 +1,7 @@
 """seg-train: patient-grouped k-fold training of a segmentor, adversarial or not.
 
     seg-train --config configs/ph2.yaml [--output RUN] [--fold K] [--resume]
-              [--set key=value ...] [--device auto|cpu|cuda]
+              [--set key=value ...] [--device auto|cpu|cuda] [--threads N]
 
 Exit codes: 0 success; 2 nothing was done because the input is wrong (config, data,
 arguments, run directory); 1 some folds failed (named in the output, the others completed).
@@ -51,17 +51,21 @@ def train(args: argparse.Namespace, output: Path) -> int:
     # Imported here so that --help and argument errors answer without loading torch.
     from adversarial_seg.config import load_config
     from adversarial_seg.provenance import git_commit
-    from adversarial_seg.runtime import resolve_device
+    from adversarial_seg.runtime import resolve_device, set_threads
     from adversarial_seg.seg.study import prepare_study, run_study
 
     git_commit()  # the commit of the code this process runs, recorded in every run it writes
     started = time.perf_counter()
     config = load_config(args.config, args.overrides)
     device = resolve_device(args.device)
+    threads = set_threads(args.threads)
     study = prepare_study(config, output, resume=args.resume, only_fold=args.fold)
-    for warning in study.warnings + busy_machine_warning():
+    for warning in study.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    print(f"seg-train: {len(study.records)} cases from {study.config.data.root}, device {device}, output {output}")
+    print(
+        f"seg-train: {len(study.records)} cases from {study.config.data.root}, device {device}, {threads}, "
+        f"output {output}"
+    )
     outcomes = run_study(study, device, progress=show_progress(args))
     failed = [f"{o.spec.name} fold {f.fold} failed: {f.message}" for o in outcomes for f in o.failed]
     failed += [f"{o.spec.name} report failed: {o.report_error}" for o in outcomes if o.report_error]
@@ -72,23 +76,6 @@ def train(args: argparse.Namespace, output: Path) -> int:
     for line in failed:
         print(f"error: {line}", file=sys.stderr)
     return EXIT_FAILED if failed else EXIT_OK
-
-
-def busy_machine_warning() -> list[str]:
-    """A sentence when other processes already keep the CPU busy: torch's threads then compete with
-    them and an epoch can take many times longer than on an idle machine."""
-    import os
-
-    import torch
-
-    cores = os.cpu_count() or 1
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    if load < 0.75 * cores:
-        return []
-    return [
-        f"the CPU is busy (load average {load:.1f} on {cores} cores) and this run uses {torch.get_num_threads()} "
-        "threads; expect slower epochs, and give parallel jobs OMP_NUM_THREADS=1"
-    ]
 
 
 def write_report(output: Path):

@@ -265,18 +265,6 @@ def test_schemes_share_splits_and_inner_val_selects_on_training_patients(tmp_pat
         assert summary["scheme"] == scheme and summary["complete"]
 
 
-def test_a_busy_machine_is_named_before_training(monkeypatch):
-    """Load at or above three quarters of the cores: one sentence with the load and the thread count."""
-    from adversarial_seg.cli import seg_train
-
-    monkeypatch.setattr("os.cpu_count", lambda: 2)
-    monkeypatch.setattr("os.getloadavg", lambda: (1.4, 1.0, 1.0))
-    assert seg_train.busy_machine_warning() == []
-    monkeypatch.setattr("os.getloadavg", lambda: (3.9, 3.0, 2.0))
-    (warning,) = seg_train.busy_machine_warning()
-    assert warning.startswith("the CPU is busy (load average 3.9 on 2 cores)") and "OMP_NUM_THREADS=1" in warning
-
-
 @pytest.mark.slow
 def test_prostate_config_on_two_real_volumes(tmp_path):
     """configs/prostate.yaml on two real zone volumes (one per grid, linked in place), one epoch with

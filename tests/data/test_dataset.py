@@ -276,7 +276,9 @@ def test_normalize_nonzero_leaves_padding_out_of_the_z_score(prostate_phantoms):
     spacing = list(nib.load(sorted((prostate_phantoms / "imagesTr").glob("*_0000.nii.gz"))[0]).header.get_zooms())
     interiors = {}
     for nonzero in (False, True):
-        data = phantom_config("prostate", prostate_phantoms, spacing=spacing, size=[128, 128], normalize_nonzero=nonzero)
+        data = phantom_config(
+            "prostate", prostate_phantoms, spacing=spacing, size=[128, 128], normalize_nonzero=nonzero
+        )
         dataset = build_training_dataset(discover_cases(data)[:1], data, augment=())
         assert dataset.plan.normalize_nonzero is nonzero
         image = torch.as_tensor(dataset.preprocessed[0]["image"])
