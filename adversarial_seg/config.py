@@ -110,6 +110,9 @@ class LossConfig(StrictModel):
     instance_noise: float = Field(0.0, ge=0)
     gradient_penalty: float = Field(0.0, ge=0)
     feature_matching: float = Field(0.0, ge=0)  # weight of G's feature-matching term (Salimans et al. 2016)
+    # Cap of the adversarial gradient's norm at the segmentor's output, as a share of the supervised
+    # gradient's norm (per step): a D that wins outright otherwise swamps the supervised signal.
+    max_adv_grad_ratio: float | None = Field(None, gt=0)
     # dice_ce: one Dice over the whole batch per class (nnU-Net's batch Dice) instead of a mean of
     # per-sample Dice, which punishes any foreground on the many slices that hold none.
     batch_dice: bool = False

@@ -51,6 +51,7 @@ class StepConfig:
     instance_noise: float = 0.0
     gradient_penalty: float = 0.0
     feature_matching: float = 0.0
+    max_adv_grad_ratio: float | None = None  # cap of |adversarial grad| / |supervised grad| at G's output
 
     @property
     def on_features(self) -> bool:
@@ -70,6 +71,7 @@ class StepConfig:
             instance_noise=loss.instance_noise,
             gradient_penalty=loss.gradient_penalty,
             feature_matching=getattr(loss, "feature_matching", 0.0),  # gan-train's configs have none
+            max_adv_grad_ratio=getattr(loss, "max_adv_grad_ratio", None),
         )
 
 
@@ -198,12 +200,21 @@ class AdversarialStep:
         self.scaler_g.scale(total).backward()
         grad_sup = out_sup.grad if out_sup.grad is not None else torch.zeros_like(out_sup)
         grad_adv = out_adv.grad if out_adv.grad is not None else torch.zeros_like(out_adv)
+        ratio = None
+        if supervised is not None and self.adversarial_on and cfg.w_sup > 0:  # undefined without both terms
+            ratio = grad_adv.float().norm() / grad_sup.float().norm()
+            if cfg.max_adv_grad_ratio is not None:
+                # A confident D's gradient can swamp the supervised one; scale it down to the cap
+                # (and leave it as it is below), without a host sync.
+                scale = torch.clamp(cfg.max_adv_grad_ratio / ratio.clamp_min(1e-12), max=1.0)
+                grad_adv = grad_adv * scale.to(grad_adv.dtype)
+                terms["adv_grad_scale"] = scale
         generated.backward(grad_sup + grad_adv)
         self._update(self.optimizer_g, self.scaler_g, task.generator_parameters)
         terms = {k: v.detach() for k, v in terms.items()}
         terms["loss_g"] = total.detach()
-        if supervised is not None and self.adversarial_on and cfg.w_sup > 0:  # undefined without both terms
-            terms["grad_ratio_adv_sup"] = grad_adv.float().norm() / grad_sup.float().norm()
+        if ratio is not None:
+            terms["grad_ratio_adv_sup"] = ratio  # before the cap: how strongly D pulls
         return terms
 
     def __call__(self, batches: Sequence[Batch]) -> dict[str, torch.Tensor]:

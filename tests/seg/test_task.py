@@ -75,6 +75,24 @@ def test_gradient_ratio_matches_separate_autograd_grads(batch):
     assert float(terms["grad_ratio_adv_sup"]) == pytest.approx(float(g_adv.norm() / g_sup.norm()), rel=1e-4)
 
 
+def test_max_adv_grad_ratio_scales_the_adversarial_gradient_down_to_the_cap(batch):
+    """With loss.max_adv_grad_ratio the segmentor gets the gradient of w_sup * sup + s * w_adv * adv,
+    s = min(1, cap / ratio): the same parameter gradients as an uncapped step whose w_adv is s."""
+    import dataclasses
+
+    capped = make_step("hybrid", loss={"max_adv_grad_ratio": 0.01})
+    plain = copy.deepcopy(capped)
+    terms = capped.generator_step(batch, capped.task.generate(batch))
+    ratio, scale = float(terms["grad_ratio_adv_sup"]), float(terms["adv_grad_scale"])
+    assert ratio > 0.01 and scale == pytest.approx(0.01 / ratio, rel=1e-5)
+    plain.config = dataclasses.replace(plain.config, w_adv=scale * plain.config.w_adv, max_adv_grad_ratio=None)
+    plain.generator_step(batch, plain.task.generate(batch))
+    for p_capped, p_plain in zip(capped.task.generator.parameters(), plain.task.generator.parameters(), strict=True):
+        torch.testing.assert_close(p_capped.grad, p_plain.grad, rtol=1e-4, atol=1e-7)
+    loose = make_step("hybrid", loss={"max_adv_grad_ratio": 1e6})  # below the cap: untouched
+    assert float(loose.generator_step(batch, loose.task.generate(batch))["adv_grad_scale"]) == 1.0
+
+
 def test_ce_scheme_builds_no_discriminator(batch):
     step = make_step("ce")
     assert step.task.discriminator is None and step.optimizer_d is None
