@@ -244,17 +244,11 @@ def run_study(study: Study, device: torch.device, progress: bool = True, print_f
     A fold that raises anything but an interrupt is recorded as failed with its reason and the
     next fold starts; what it wrote stays (its checkpoint, for --resume).
     """
-    write_splits(study.folds, study.output / "splits.json")
+    write_study_files(study)
     folds = [study.only_fold] if study.only_fold is not None else list(range(len(study.folds)))
     clock = StudyClock(epochs_left(study, folds))
     outcomes = []
     for index, spec in enumerate(study.runs):
-        spec.run_dir.mkdir(parents=True, exist_ok=True)
-        if spec.run_dir != study.output:
-            write_splits(study.folds, spec.run_dir / "splits.json")
-        if not (spec.run_dir / "config.yaml").is_file():  # a resume keeps the provenance of the start
-            write_resolved_config(spec.config, spec.run_dir / "config.yaml", seed=spec.config.seed)
-        write_data_plan(study.data_plan, spec.run_dir)
         label = spec.name + (f" (run {index + 1}/{len(study.runs)})" if len(study.runs) > 1 else "")
         runner = FoldRunner(spec, study.folds, study.records, study.data_plan, device, progress, print_fn, clock, label)
         outcome = RunOutcome(spec)
@@ -275,6 +269,28 @@ def run_study(study: Study, device: torch.device, progress: bool = True, print_f
             print_fn(format_table(outcome.summary["classes"]))
         outcomes.append(outcome)
     return outcomes
+
+
+def write_study_files(study: Study) -> None:
+    """``splits.json``, and per run its ``config.yaml`` (once: a resume keeps the provenance of the
+    start), ``splits.json`` and ``data_plan.json``: before any fold trains, in one process."""
+    write_splits(study.folds, study.output / "splits.json")
+    for spec in study.runs:
+        spec.run_dir.mkdir(parents=True, exist_ok=True)
+        if spec.run_dir != study.output:
+            write_splits(study.folds, spec.run_dir / "splits.json")
+        if not (spec.run_dir / "config.yaml").is_file():
+            write_resolved_config(spec.config, spec.run_dir / "config.yaml", seed=spec.config.seed)
+        write_data_plan(study.data_plan, spec.run_dir)
+
+
+def pending_folds(study: Study) -> list[int]:
+    """Folds that some run of the study has not finished."""
+    return [
+        fold
+        for fold in range(len(study.folds))
+        if any(not (spec.run_dir / f"fold_{fold}" / FOLD_DONE).is_file() for spec in study.runs)
+    ]
 
 
 def epochs_left(study: Study, folds: list[int]) -> int:

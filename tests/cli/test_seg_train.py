@@ -331,3 +331,18 @@ def test_train_fraction_trains_on_a_share_of_each_folds_patients(tmp_path, phant
         (kept,) = {patient[c] for c in done["train_cases"]}
         assert done["train_cases"] == [c for c in split["train"] if patient[c] == kept]
         assert f"{done['train']} training (train.fraction 0.5 of 3) and 3 validation cases" in out
+
+
+def test_jobs_train_folds_side_by_side_with_the_results_of_one_process(tmp_path, phantom_root, capsys):
+    """--jobs 2 runs each fold in its own process (1 thread each): the same cases.csv as one process
+    at 1 thread, and the report is assembled once both finished."""
+    config = write_config(tmp_path / "jobs.yaml", phantom_root, scheme="ce", train={"epochs": 1})
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert main(["--config", str(config), "--output", str(one), "--threads", "1", "--no-progress"]) == 0
+    assert main(["--config", str(config), "--output", str(two), "--jobs", "2", "--no-progress"]) == 0
+    assert "folds [0, 1] in 2 parallel jobs, 1 thread each" in capsys.readouterr().out
+    for fold in (0, 1):
+        assert (one / f"fold_{fold}" / "cases.csv").read_text() == (two / f"fold_{fold}" / "cases.csv").read_text()
+    assert json.loads((two / "report" / "summary.json").read_text())["complete"]
+    assert (two / "report" / "report.md").is_file() or (two / "report" / "report.html").is_file()
+    assert main(["--config", str(config), "--output", str(two), "--jobs", "2", "--fold", "0"]) == 2
