@@ -26,7 +26,8 @@ import statistics
 from pathlib import Path
 
 PER_SEED_KEYS = (
-    "seed", "config_hash", "git_commit", "epochs", "train_seconds", "wall_seconds", "metrics", "warnings", "command",
+    "seed", "config_hash", "git_commit", "epochs", "train_seconds", "eval_seconds", "wall_seconds", "metrics", "warnings",
+    "command",
 )  # fmt: skip
 
 

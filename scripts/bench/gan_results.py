@@ -1,7 +1,7 @@
 """Run gan-train on the shipped GAN configs and record the measured results for the docs.
 
     python scripts/bench/gan_results.py [NAME ...]                  # default: every configs/gan/*.yaml
-    python scripts/bench/gan_results.py --seeds 0 1 2 NAME [NAME ...]  # each NAME at several seeds
+    python scripts/bench/gan_results.py NAME [NAME ...] --seeds 0 1 2  # each NAME at several seeds
     python scripts/bench/gan_results.py --render-only               # tables only, from docs/results/gan/*.json
 
 For each NAME it runs ``gan-train --config configs/gan/NAME.yaml --output runs/gan_results/NAME
@@ -71,7 +71,7 @@ def run_one(name: str, seeds: list[int] | None = None) -> dict:
         runs = [run_gan_train(name, seed) for seed in seeds]
         body = aggregate_seeds(runs)
         body.update(
-            command=f"python scripts/bench/gan_results.py --seeds {' '.join(map(str, seeds))} {name}",
+            command=f"python scripts/bench/gan_results.py {name} --seeds {' '.join(map(str, seeds))}",
             wall_seconds=round(sum(r["wall_seconds"] for r in runs), 1),
         )
         summary = {k: f"{body['metrics'][k]:.4g} ± {body['metrics_std'][k]:.2g}" for k in body["metrics"]}

@@ -18,7 +18,7 @@ def ring_run(seed, modes, quality, ll, seconds):
     return {
         "kind": "run", "name": "ring_x", "variant": "wgan_gp", "dataset": "ring", "adversarial": "wasserstein",
         "seed": seed, "config_hash": f"hash{seed}", "git_commit": "abcdef1234567890", "epochs": 500,
-        "train_seconds": seconds, "wall_seconds": seconds + 5, "warnings": [], "command": f"gan-train --set seed={seed}",
+        "train_seconds": seconds, "eval_seconds": 5.0, "wall_seconds": seconds + 5, "warnings": [], "command": f"gan-train --set seed={seed}",
         "metrics": {"modes_covered": modes, "high_quality": quality, "parzen_ll": ll, "parzen_se": 0.1},
         "reference": REFERENCE, "last_epoch": {"epoch": 500},
     }  # fmt: skip
@@ -42,6 +42,7 @@ def test_mean_and_sample_std_over_seeds():
     assert [r["seed"] for r in record["per_seed"]] == [0, 1, 2]
     assert [r["config_hash"] for r in record["per_seed"]] == ["hash0", "hash1", "hash2"]
     assert record["reference"] == REFERENCE and "seed" not in record and "last_epoch" not in record
+    assert "eval_seconds" not in record and [r["eval_seconds"] for r in record["per_seed"]] == [5.0] * 3
 
 
 def test_one_seed_or_a_repeated_seed_is_refused():
@@ -52,7 +53,7 @@ def test_one_seed_or_a_repeated_seed_is_refused():
 
 
 def test_tables_show_mean_and_std_for_several_seeds_and_one_seed_rows_as_before(tmp_path):
-    record = dict(aggregate_seeds(RUNS), command="python scripts/bench/gan_results.py --seeds 0 1 2 ring_x")
+    record = dict(aggregate_seeds(RUNS), command="python scripts/bench/gan_results.py ring_x --seeds 0 1 2")
     single = dict(ring_run(0, 6, 0.936, 1.5, 29.0), name="ring_y", command="gan-train y")
     (tmp_path / "ring_x.json").write_text(json.dumps(record))
     (tmp_path / "ring_y.json").write_text(json.dumps(single))
@@ -62,7 +63,7 @@ def test_tables_show_mean_and_std_for_several_seeds_and_one_seed_rows_as_before(
         in lines
     )
     assert "| ring_y | wgan_gp | wasserstein | 6 / 8 | 0.936 | 1.5 ± 0.1 | 29 s (500 epochs) |" in lines
-    provenance = "| ring_x | `python scripts/bench/gan_results.py --seeds 0 1 2 ring_x` | abcdef123456 | hash0 (seed 0), hash1 (seed 1), hash2 (seed 2) |"
+    provenance = "| ring_x | `python scripts/bench/gan_results.py ring_x --seeds 0 1 2` | abcdef123456 | hash0 (seed 0), hash1 (seed 1), hash2 (seed 2) |"
     assert provenance in lines
     assert any(line.startswith("A row measured at several seeds shows the mean ± sample std") for line in lines)
 
@@ -93,11 +94,17 @@ def test_bench_script_runs_each_seed_and_records_the_aggregate(tmp_path, monkeyp
     assert calls == [("ring_x", 0), ("ring_x", 1), ("ring_x", 2)]
     record = json.loads((tmp_path / "ring_x.json").read_text())
     assert record["metrics_values"]["modes_covered"] == [8, 7, 8]
-    assert record["command"] == "python scripts/bench/gan_results.py --seeds 0 1 2 ring_x"
+    assert record["command"] == "python scripts/bench/gan_results.py ring_x --seeds 0 1 2"
     assert record["wall_seconds"] == pytest.approx(3 * 95.0)
 
 
-@pytest.mark.parametrize("argv", [["--seeds", "1", "ring_x"], ["--seeds", "1", "1"], ["--render-only", "ring_x"]])
+def test_bench_script_arguments():
+    args = load_bench().parse_args(["ring_x", "ring_y", "--seeds", "0", "1", "2"])
+    assert (args.names, args.seeds, args.render_only) == (["ring_x", "ring_y"], [0, 1, 2], False)
+    assert load_bench().parse_args([]).seeds is None
+
+
+@pytest.mark.parametrize("argv", [["ring_x", "--seeds", "1"], ["--seeds", "1", "1"], ["--render-only", "ring_x"]])
 def test_bench_script_refuses_bad_arguments(argv):
     with pytest.raises(SystemExit) as exc:
         load_bench().parse_args(argv)
