@@ -22,13 +22,18 @@ from adversarial_seg.errors import InputError
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` picks CUDA when available; ``cuda`` without a GPU is a user error."""
+    """``auto`` picks CUDA when available; ``cuda`` without a GPU is a user error. Under torchrun
+    each process takes the GPU of its ``LOCAL_RANK``."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
         raise InputError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu or auto")
     if name not in ("cpu", "cuda"):
         raise InputError(f"--device {name!r} is not one of auto, cpu, cuda")
+    if name == "cuda" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+        return device
     return torch.device(name)
 
 

@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def train(args: argparse.Namespace, output: Path) -> int:
     # Imported here so that --help and argument errors answer without loading torch.
+    from adversarial_seg import distributed
     from adversarial_seg.config import load_config
     from adversarial_seg.provenance import git_commit
     from adversarial_seg.runtime import resolve_device, set_threads
@@ -70,11 +71,21 @@ def train(args: argparse.Namespace, output: Path) -> int:
     config = load_config(args.config, args.overrides)
     device = resolve_device(args.device)
     threads = set_threads(args.threads)
+    distributed.init_from_env(device.type)
+    if distributed.world_size() > 1 and args.jobs > 1:
+        raise UsageError("--jobs runs folds side by side on one machine; under torchrun leave it out")
+    if not distributed.is_main():  # torchrun: rank 0 prepares (and writes phantoms) first, then the others
+        distributed.barrier()
     study = prepare_study(config, output, resume=args.resume, only_fold=args.fold)
+    if distributed.is_main():
+        distributed.barrier()
+    else:
+        return train_rank(study, device)
     for warning in study.warnings:
         print(f"warning: {warning}", file=sys.stderr)
+    ranks = f", {distributed.world_size()} processes (torchrun)" if distributed.world_size() > 1 else ""
     print(
-        f"seg-train: {len(study.records)} cases from {study.config.data.root}, device {device}, {threads}, "
+        f"seg-train: {len(study.records)} cases from {study.config.data.root}, device {device}, {threads}{ranks}, "
         f"output {output}"
     )
     if args.jobs > 1:
@@ -93,6 +104,14 @@ def train(args: argparse.Namespace, output: Path) -> int:
     for line in failed:
         print(f"error: {line}", file=sys.stderr)
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def train_rank(study, device) -> int:
+    """A torchrun process other than rank 0: trains its shard of every fold, writes and prints nothing."""
+    from adversarial_seg.seg.study import run_study
+
+    outcomes = run_study(study, device, progress=False, print_fn=lambda *_: None)
+    return EXIT_FAILED if any(o.failed for o in outcomes) else EXIT_OK
 
 
 def run_fold_jobs(args: argparse.Namespace, study, output: Path) -> list[str]:

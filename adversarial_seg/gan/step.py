@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from adversarial_seg import distributed
 from adversarial_seg.gan.losses import (
     FEATURE_LOSSES,
     add_instance_noise,
@@ -125,6 +126,7 @@ class AdversarialStep:
         return torch.sigmoid(logits).mean() if self.config.adversarial in LOGISTIC_LOSSES else logits.mean()
 
     def _update(self, optimizer, scaler, parameters) -> None:
+        distributed.average_gradients(parameters())  # torchrun: the mean over the ranks' shards
         scaler.unscale_(optimizer)
         if self.config.grad_clip:
             torch.nn.utils.clip_grad_norm_(parameters(), self.config.grad_clip)

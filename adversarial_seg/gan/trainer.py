@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from adversarial_seg import distributed
 from adversarial_seg.atomic_files import atomic_write_bytes, remove_stale_temporaries
 from adversarial_seg.checkpoint import load_checkpoint, save_checkpoint
 from adversarial_seg.gan.step import AdversarialStep
@@ -52,10 +53,18 @@ def seeded_loader(
     drop_last: bool = False,
 ):
     """A MONAI DataLoader whose order, workers and transforms' RandomState derive from
-    (seed, stream, epoch): MONAI seeds the dataset's random transforms from the loader's generator."""
+    (seed, stream, epoch): MONAI seeds the dataset's random transforms from the loader's generator.
+    Under torchrun each process loads its shard of every global batch (``distributed``)."""
     from monai.data import DataLoader
 
     generator = torch.Generator().manual_seed(derived_seed(seed, *stream, epoch, "loader"))
+    if distributed.world_size() > 1 and shuffle:
+        # The loader's own generator: it draws the workers' base seed from it before the first
+        # permutation, exactly as it does before RandomSampler's, so the orders agree.
+        shards = distributed.ShardedBatchSampler(
+            len(dataset), batch_size, generator, drop_last, distributed.world_size(), distributed.rank()
+        )
+        return DataLoader(dataset, batch_sampler=shards, num_workers=num_workers, generator=generator)
     return DataLoader(
         dataset,
         batch_size=batch_size,
@@ -188,7 +197,7 @@ class Trainer:
             for key, value in terms.items():
                 sums[key] = sums.get(key, 0.0) + value.float()
                 counts[key] = counts.get(key, 0) + 1
-        means = {key: float(sums[key] / counts[key]) for key in sums}
+        means = distributed.mean_over_ranks({key: float(sums[key] / counts[key]) for key in sums})
         bad = [k for k, v in means.items() if k.startswith("loss") and not math.isfinite(v)]
         if bad:
             raise FloatingPointError(
@@ -215,6 +224,8 @@ class Trainer:
             row["seconds"] = round(time.perf_counter() - started, 3)
             self.history.append(row)
             self.epochs_done = epoch + 1
+            if not distributed.is_main():  # the other ranks hold the same state; rank 0 writes it
+                continue
             save_checkpoint(self.state_dict(), self.checkpoint_path)
             write_log_csv(self.history, self.run_dir / "log.csv")
             if self.print_fn is not None:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from adversarial_seg import distributed
 from adversarial_seg.atomic_files import atomic_write_bytes, remove_stale_temporaries
 from adversarial_seg.checkpoint import load_checkpoint, save_checkpoint
 from adversarial_seg.data.dataset import build_training_dataset, prepare_case, write_prediction
@@ -112,12 +113,16 @@ class FoldRunner:
             f"{self.config.train.epochs} epochs, into {fold_dir}"
         )
         model, earlier = self.train(fold, train_ids, select_ids or val_ids, select=select_ids is not None)
+        if not distributed.is_main():  # torchrun: rank 0 predicts, scores and marks the fold done
+            distributed.barrier()
+            return FoldOutcome(fold, "trained", time.perf_counter() - started + earlier)
         rows = self.predict_and_score(fold, model, val_ids)
         write_cases_csv(rows, fold_dir / "cases.csv")
         seconds = time.perf_counter() - started + earlier
         done = {"fold": fold, "seconds": round(seconds, 1), "train": len(train_ids), "val": len(val_ids),
                 "train_cases": train_ids, "git_commit": git_commit()}  # fmt: skip
         atomic_write_bytes(fold_dir / FOLD_DONE, json.dumps(done).encode())
+        distributed.barrier()
         return FoldOutcome(fold, "trained", seconds)
 
     def train(self, fold: int, train_ids, monitor_ids, select: bool) -> tuple[torch.nn.Module, float]:
@@ -134,6 +139,8 @@ class FoldRunner:
         step = build_segmentation_step(
             cfg, data_plan.model_dims, in_channels, self.labels.num_classes, self.device, self.precision
         )
+        for module in step.task.modules().values():
+            distributed.broadcast_module(module)
         scheduler = torch.optim.lr_scheduler.PolynomialLR(step.optimizer_g, total_iters=cfg.train.epochs, power=0.9)
         best = {"score": -math.inf}
 
@@ -141,7 +148,7 @@ class FoldRunner:
             scores = monitor_dsc(step.task.generator, monitor, self.labels, self.device, self.precision)
             if select:
                 score = np.nanmean(list(scores.values())) if scores else -math.inf
-                if score > best["score"]:
+                if score > best["score"] and distributed.is_main():
                     best["score"] = score
                     save_checkpoint(
                         {"segmentor": step.task.generator.state_dict(), "epoch": epoch + 1, "score": float(score)},
@@ -184,7 +191,7 @@ class FoldRunner:
             probe=probe if step.task.discriminator is not None else None,
             on_epoch_end=on_epoch_end,
             print_fn=None,  # on_epoch_end prints the line with the study's progress
-            progress=self.progress,
+            progress=self.progress and distributed.is_main(),
             extra_state={"config_hash": cfg.digest()},
         )
         earlier = 0.0

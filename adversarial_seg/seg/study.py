@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from adversarial_seg import distributed
 from adversarial_seg.atomic_files import atomic_write_bytes, check_output_folder
 from adversarial_seg.checkpoint import load_checkpoint
 from adversarial_seg.config import Config, ConfigError, config_from_mapping
@@ -244,7 +245,9 @@ def run_study(study: Study, device: torch.device, progress: bool = True, print_f
     A fold that raises anything but an interrupt is recorded as failed with its reason and the
     next fold starts; what it wrote stays (its checkpoint, for --resume).
     """
-    write_study_files(study)
+    if distributed.is_main():
+        write_study_files(study)
+    distributed.barrier()
     folds = [study.only_fold] if study.only_fold is not None else list(range(len(study.folds)))
     clock = StudyClock(epochs_left(study, folds))
     outcomes = []
@@ -256,9 +259,14 @@ def run_study(study: Study, device: torch.device, progress: bool = True, print_f
             try:
                 outcome.folds.append(runner.run(fold))
             except Exception as exc:  # noqa: BLE001 - name the fold and its reason, go on with the others
+                if distributed.world_size() > 1:
+                    raise  # torchrun: the other ranks wait in this fold's collectives; stop them all
                 message = _one_line(exc)
                 print_fn(f"[{spec.name} fold {fold}] failed: {message}")
                 outcome.folds.append(FoldOutcome(fold, "failed", message=message))
+        if not distributed.is_main():  # torchrun: rank 0 writes the run's report
+            outcomes.append(outcome)
+            continue
         try:
             outcome.summary = assemble_report(spec, study.folds, runner.records, study.data_plan.labels)
         except Exception as exc:  # noqa: BLE001 - the folds' own files stay; the report can be redone
