@@ -15,7 +15,6 @@ in between, which DDP's hooks do not follow, and checkpoints keep plain module s
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Iterable, Iterator
 
@@ -103,7 +102,8 @@ class ShardedBatchSampler(torch.utils.data.Sampler[list[int]]):
         self.drop_last, self.world, self.rank = drop_last, world, rank
 
     def __len__(self) -> int:
-        return self.n // self.batch_size if self.drop_last else math.ceil(self.n / self.batch_size)
+        short = self.n % self.batch_size >= self.world and not self.drop_last  # a last batch every rank shares
+        return self.n // self.batch_size + short
 
     def __iter__(self) -> Iterator[list[int]]:
         order = torch.randperm(self.n, generator=self.generator).tolist()
@@ -112,6 +112,4 @@ class ShardedBatchSampler(torch.utils.data.Sampler[list[int]]):
             batch = order[k * self.batch_size : (k + 1) * self.batch_size]
             if len(batch) < self.batch_size:  # the last, short batch: equal shards, the rest dropped
                 shard = len(batch) // self.world
-                if shard == 0:
-                    return
             yield batch[self.rank * shard : (self.rank + 1) * shard]

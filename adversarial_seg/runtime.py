@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from adversarial_seg import distributed
 from adversarial_seg.errors import InputError
 
 
@@ -30,8 +31,8 @@ def resolve_device(name: str = "auto") -> torch.device:
         raise InputError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu or auto")
     if name not in ("cpu", "cuda"):
         raise InputError(f"--device {name!r} is not one of auto, cpu, cuda")
-    if name == "cuda" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    if name == "cuda" and distributed.launched_by_torchrun():
+        device = torch.device("cuda", distributed.local_rank())
         torch.cuda.set_device(device)
         return device
     return torch.device(name)

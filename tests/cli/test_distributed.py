@@ -26,6 +26,9 @@ def test_shards_of_each_global_batch_are_the_single_process_batch():
         assert shards[0][k] + shards[1][k] == batch and len(shards[0][k]) == 4
     short = [list(ShardedBatchSampler(21, 8, torch.Generator().manual_seed(5), False, 2, r)) for r in (0, 1)]
     assert [len(b) for b in short[0]] == [4, 4, 2]  # the last 5 samples: 2 per rank, 1 left out
+    assert len(ShardedBatchSampler(21, 8, torch.Generator(), False, 2, 0)) == 3
+    assert len(list(ShardedBatchSampler(17, 8, torch.Generator(), False, 2, 0))) == 2  # 1 left: no third
+    assert len(ShardedBatchSampler(17, 8, torch.Generator(), False, 2, 0)) == 2
     with pytest.raises(ValueError, match="train.batch_size 8 must be divisible by the 3 processes"):
         ShardedBatchSampler(21, 8, torch.Generator(), True, 3, 0)
 
