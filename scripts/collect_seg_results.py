@@ -102,7 +102,7 @@ def comparison(folder: Path, allow_incomplete: bool = False) -> dict:
             for cls, block in run["classes"].items()
         }  # fmt: skip
     return {"lesion_overlap": body["lesion_overlap"], "runs": runs, "comparison": body["comparison"],
-            "seed_spread": body["seed_spread"]}  # fmt: skip
+            "seed_spread": body["seed_spread"], "scheme_comparison": body.get("scheme_comparison", [])}  # fmt: skip
 
 
 def main():

@@ -25,7 +25,7 @@ def test_every_config_key_is_documented():
     from adversarial_seg.gan.config import GANConfig
 
     text = (DOCS / "configuration.md").read_text()
-    documented = set(re.findall(r"`([a-z_.]+)`", text))
+    documented = set(re.findall(r"`([a-z0-9_.]+)`", text))
     missing = [key for key in config_keys() + config_keys(GANConfig) if key not in documented]
     assert not missing, f"docs/configuration.md does not describe {missing}"
 

@@ -25,7 +25,8 @@ from pydantic import Field, ValidationError, model_validator
 
 from adversarial_seg.config import ConfigError, Source, StrictModel, describe_error, read_config_mapping, value_source
 
-VARIANTS = ("vanilla", "dcgan", "cgan", "infogan", "wgan", "wgan_gp")
+VARIANTS = ("vanilla", "dcgan", "cgan", "infogan", "wgan", "wgan_gp", "pix2pix")
+PAIRED_VARIANTS = ("pix2pix",)  # image-to-image: G maps a source image to a target, no noise
 LOSSES = ("minimax", "non_saturating", "least_squares", "hinge", "wasserstein")
 
 # What each variant changes unless the config says otherwise (the papers' settings).
@@ -44,6 +45,13 @@ VARIANT_DEFAULTS: dict[str, dict] = {
         "loss": {"adversarial": "wasserstein", "gradient_penalty": 10.0},
         "train": {"lr_g": 1e-4, "lr_d": 1e-4, "betas": [0.0, 0.9], "d_steps": 5},
     },
+    # Isola et al. 2017: U-Net G, 70 x 70 PatchGAN D on (source, image), L1 weighted 100, Adam 2e-4 (0.5, 0.999)
+    "pix2pix": {
+        "data": {"dataset": "ph2"},
+        "model": {"architecture": "unet", "channels": 32},
+        "loss": {"w_sup": 100.0},
+        "train": {"lr_g": 2e-4, "lr_d": 2e-4, "betas": [0.5, 0.999], "batch_size": 8},
+    },
 }
 
 
@@ -54,15 +62,29 @@ class RingConfig(StrictModel):
     samples: int = Field(5000, ge=100)
 
 
+class PH2Config(StrictModel):
+    """PH2 pairs (``gan/paired_data.py``): the folder layout of ../shared/data/ph2."""
+
+    root: str = "../shared/data/ph2"
+    size: tuple[int, int] = (96, 128)  # rows, columns: PH2's 3:4 shape
+
+    @model_validator(mode="after")
+    def _divisible(self):
+        if any(s < 16 or s % 16 for s in self.size):  # the U-Net halves the grid four times
+            raise ValueError(f"data.ph2.size {list(self.size)}: give rows and columns that are multiples of 16")
+        return self
+
+
 class DataConfig(StrictModel):
-    dataset: Literal["digits", "ring"] = "digits"
+    dataset: Literal["digits", "ring", "ph2"] = "digits"
     size: Literal[8, 16, 32] = 16
     split_seed: int = 0
     ring: RingConfig = Field(default_factory=RingConfig)
+    ph2: PH2Config = Field(default_factory=PH2Config)
 
 
 class ModelConfig(StrictModel):
-    architecture: Literal["mlp", "dcgan"] = "mlp"
+    architecture: Literal["mlp", "dcgan", "unet"] = "mlp"  # unet: pix2pix's G (PatchGAN D)
     z_dim: int = Field(32, ge=1)
     hidden: int = Field(256, ge=1)  # MLP width
     channels: int = Field(32, ge=1)  # DCGAN base width
@@ -80,6 +102,8 @@ class LossConfig(StrictModel):
     gradient_penalty: float = Field(0.0, ge=0)
     weight_clip: float | None = Field(None, gt=0)
     info_weight: float = Field(1.0, ge=0)
+    w_sup: float = Field(0.0, ge=0)  # the variant's supervised term (pix2pix: L1 to the target)
+    w_adv: float = Field(1.0, ge=0)  # 0: no adversarial term, no D updates (pix2pix's L1-only baseline)
 
 
 class LRSchedule(StrictModel):
@@ -125,7 +149,7 @@ class EvalConfig(StrictModel):
 
 
 class GANConfig(StrictModel):
-    variant: Literal["vanilla", "dcgan", "cgan", "infogan", "wgan", "wgan_gp"] = "vanilla"
+    variant: Literal["vanilla", "dcgan", "cgan", "infogan", "wgan", "wgan_gp", "pix2pix"] = "vanilla"
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     loss: LossConfig = Field(default_factory=LossConfig)
@@ -145,6 +169,18 @@ class GANConfig(StrictModel):
             raise ValueError(f"variant {self.variant} needs images; use data.dataset: digits")
         if self.data.dataset == "ring" and self.model.architecture != "mlp":
             raise ValueError("data.dataset ring is 2D points; use model.architecture: mlp")
+        paired = self.variant in PAIRED_VARIANTS
+        if paired != (self.data.dataset == "ph2"):
+            raise ValueError(
+                f"variant {self.variant} with data.dataset {self.data.dataset}: pix2pix needs paired data "
+                "(data.dataset: ph2) and PH2 pairs are for pix2pix only"
+            )
+        if paired != (self.model.architecture == "unet"):
+            raise ValueError("model.architecture unet is pix2pix's generator, and pix2pix needs it")
+        if self.loss.w_sup > 0 and not paired:
+            raise ValueError(f"loss.w_sup: variant {self.variant} has no supervised term; leave it at 0")
+        if self.loss.w_adv == 0 and self.loss.w_sup == 0:
+            raise ValueError("loss.w_adv 0 with loss.w_sup 0 trains nothing; give one of them a weight")
         if self.variant == "infogan" and self.model.categorical + self.model.continuous == 0:
             raise ValueError("variant infogan needs model.categorical or model.continuous > 0")
         if self.loss.gradient_penalty > 0 and self.model.norm == "batch" and self.model.architecture == "dcgan":
@@ -156,17 +192,27 @@ class GANConfig(StrictModel):
     def digest(self) -> str:
         """Short hash of the resolved config, for result files.
 
-        ``train.lr_schedule`` is left out while it is none (constant learning rates), so the runs
-        recorded before the key existed keep their hashes.
+        Keys added after runs were recorded (``LATER_KEYS``) are left out while they hold their
+        defaults, so those runs keep their hashes.
         """
         return config_digest(self.model_dump(mode="json"))
 
 
+# (section, key) -> the default it is left out of the hash at (see ``GANConfig.digest``).
+LATER_KEYS = {
+    ("train", "lr_schedule"): None,
+    ("loss", "w_sup"): 0.0,
+    ("loss", "w_adv"): 1.0,
+    ("data", "ph2"): {"root": "../shared/data/ph2", "size": [96, 128]},
+}
+
+
 def config_digest(body: dict) -> str:
     """``GANConfig.digest`` of a dumped config (``model_dump(mode="json")``), which may be edited first."""
-    body = {**body, "train": dict(body["train"])}
-    if body["train"].get("lr_schedule", "absent") is None:
-        del body["train"]["lr_schedule"]
+    body = {section: dict(value) if isinstance(value, dict) else value for section, value in body.items()}
+    for (section, key), default in LATER_KEYS.items():
+        if section in body and key in body[section] and body[section][key] == default:
+            del body[section][key]
     text = json.dumps(body, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 

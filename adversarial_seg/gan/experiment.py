@@ -6,12 +6,14 @@ RUN/config.yaml            resolved config + provenance (config hash, git commit
 RUN/log.csv                per epoch: every loss term, d_real, d_fake, val_* metrics, lr_g / lr_d
                            (with a train.lr_schedule: the rates the epoch trained with), seconds
 RUN/checkpoint_last.pt     the core trainer's checkpoint (resume with --resume)
-RUN/samples/epoch_NNN.png  sample grid per epoch (one row per class for a cGAN; scatter for the ring)
+RUN/samples/epoch_NNN.png  sample grid per epoch (one row per class for a cGAN; scatter for the ring;
+                           source | generated | target rows for pix2pix)
 RUN/traversal_*.png        InfoGAN latent traversals (after training)
 RUN/metrics.png            per-epoch metrics plot
 RUN/metrics.json           final metrics on the test split beside the same metrics on real held-out data
 ```
-Per-epoch metrics (``val_*``) compare a fixed-noise sample with the validation split; the final
+Per-epoch metrics (``val_*``) compare a fixed-noise sample with the validation split (pix2pix:
+G's images for the validation sources against their targets, ``gan/translation.py``); the final
 ones use the test split. Nothing is chosen on the test split.
 """
 
@@ -28,7 +30,7 @@ import yaml
 
 from adversarial_seg.atomic_files import atomic_write_bytes
 from adversarial_seg.config import ConfigError
-from adversarial_seg.gan.config import GANConfig, TrainConfig, config_digest
+from adversarial_seg.gan.config import PAIRED_VARIANTS, GANConfig, TrainConfig, config_digest
 from adversarial_seg.gan.data import TensorPairs, digits_splits, ring_centers, ring_splits
 from adversarial_seg.gan.diagnostics import MonitoredStep, diversity_warning, mode_coverage_warning
 from adversarial_seg.gan.figures import save_image_grid, save_metrics_plot, save_ring_scatter
@@ -40,6 +42,7 @@ from adversarial_seg.gan.metrics import (
     ring_metrics,
 )
 from adversarial_seg.gan.trainer import Trainer, seeded_loader
+from adversarial_seg.gan.translation import TranslationEvaluator
 from adversarial_seg.gan.variants import build_gan_step, build_lr_schedulers
 from adversarial_seg.provenance import git_commit, write_resolved_config
 from adversarial_seg.runtime import Precision, derived_seed, seed_everything
@@ -79,7 +82,15 @@ def stored_resume_hash(run_dir: Path) -> str | None:
 
 # --------------------------------------------------------------------------- data
 def load_data(config: GANConfig) -> dict:
-    """``{"splits": {name: (x, y)}, "shape": per-sample shape, "classes": K, "images": bool}``."""
+    """``{"splits": {name: (x, y)}, "shape": per-sample shape, "classes": K, "images": bool}``; for
+    PH2 pairs x is the image, y the mask (the source) and ``"cases"`` holds each split's case ids."""
+    if config.data.dataset == "ph2":
+        from adversarial_seg.gan.paired_data import ph2_pairs
+
+        pairs = ph2_pairs(config.data.ph2.root, config.data.ph2.size, config.data.split_seed)
+        splits = {name: (images, masks) for name, (images, masks, _) in pairs.items()}
+        return {"splits": splits, "shape": tuple(splits["train"][0].shape[1:]), "classes": 0, "images": True,
+                "cases": {name: cases for name, (_, _, cases) in pairs.items()}}  # fmt: skip
     if config.data.dataset == "digits":
         splits = digits_splits(config.data.size, config.data.split_seed)
         return {"splits": splits, "shape": tuple(splits["train"][0].shape[1:]), "classes": 10, "images": True}
@@ -129,6 +140,10 @@ class Evaluator:
             self._spread[split] = pairwise_spread(self.data["splits"][split][0])
         return self._spread[split]
 
+    def epoch_metrics(self, task) -> dict[str, float]:
+        """The per-epoch metrics of a fixed-noise sample against the validation split."""
+        return self.sample_metrics(self.draw(task, self.config.eval.samples, "epoch"), "val")
+
     def sample_metrics(self, samples: Tensor, split: str) -> dict[str, float]:
         """Classifier score / FD (digits) or modes covered / high quality (ring), plus the spread ratio."""
         if self.images:
@@ -156,20 +171,20 @@ class Evaluator:
         metrics.update(self.parzen(self.data["splits"]["train"][0]))
         return metrics
 
-
-def save_samples(task, evaluator: Evaluator, config: GANConfig, path: Path, title: str) -> None:
-    if not evaluator.images:
-        samples = evaluator.draw(task, 1000, "grid")
-        save_ring_scatter(samples, evaluator.data["splits"]["val"][0], evaluator.centres, path, title)
-        return
-    columns = config.eval.grid
-    if getattr(task, "conditional", False):
-        labels = torch.arange(task.num_classes).repeat_interleave(columns)
-        generator = torch.Generator().manual_seed(derived_seed(config.seed, "eval", "grid"))
-        images = task.sample(len(labels), generator, labels)
-        save_image_grid(images, columns, path, title, row_labels=[str(c) for c in range(task.num_classes)])
-    else:
-        save_image_grid(evaluator.draw(task, columns * columns, "grid"), columns, path, title)
+    def save_samples(self, task, path: Path, title: str) -> None:
+        config = self.config
+        if not self.images:
+            samples = self.draw(task, 1000, "grid")
+            save_ring_scatter(samples, self.data["splits"]["val"][0], self.centres, path, title)
+            return
+        columns = config.eval.grid
+        if getattr(task, "conditional", False):
+            labels = torch.arange(task.num_classes).repeat_interleave(columns)
+            generator = torch.Generator().manual_seed(derived_seed(config.seed, "eval", "grid"))
+            images = task.sample(len(labels), generator, labels)
+            save_image_grid(images, columns, path, title, row_labels=[str(c) for c in range(task.num_classes)])
+        else:
+            save_image_grid(self.draw(task, columns * columns, "grid"), columns, path, title)
 
 
 def save_traversals(task, config: GANConfig, run_dir: Path) -> list[str]:
@@ -234,7 +249,7 @@ def train_gan(
             epoch_lr.update(lr_g=step.optimizer_g.param_groups[0]["lr"], lr_d=step.optimizer_d.param_groups[0]["lr"])
         return seeded_loader(dataset, config.train.batch_size, config.seed, (), epoch, drop_last=True)
 
-    evaluator = Evaluator(config, data)
+    evaluator = TranslationEvaluator(config, data) if config.variant in PAIRED_VARIANTS else Evaluator(config, data)
 
     def due(epoch: int) -> bool:
         return (epoch + 1) % config.eval.every == 0 or epoch + 1 == config.train.epochs
@@ -242,8 +257,8 @@ def train_gan(
     def evaluate(epoch: int) -> dict:
         if not due(epoch):
             return {}
-        metrics = evaluator.sample_metrics(evaluator.draw(task, config.eval.samples, "epoch"), "val")
-        message = diversity_warning(metrics["spread_ratio"], 1.0, config.eval.diversity_ratio)
+        metrics = evaluator.epoch_metrics(task)
+        message = "spread_ratio" in metrics and diversity_warning(metrics["spread_ratio"], 1.0, config.eval.diversity_ratio)
         if message:
             warn(f"warning: epoch {epoch + 1}: {message}")
         return metrics
@@ -251,13 +266,7 @@ def train_gan(
     def on_epoch_end(epoch: int, row: dict) -> None:
         if not due(epoch):
             return
-        save_samples(
-            task,
-            evaluator,
-            config,
-            run_dir / "samples" / f"epoch_{epoch + 1:03d}.png",
-            f"{config.variant}, epoch {epoch + 1}",
-        )
+        evaluator.save_samples(task, run_dir / "samples" / f"epoch_{epoch + 1:03d}.png", f"{config.variant}, epoch {epoch + 1}")
         save_metrics_plot(trainer.history, run_dir / "metrics.png", f"{config.variant} ({config.data.dataset})")
 
     trainer = Trainer(
@@ -293,7 +302,9 @@ def train_gan(
         "metrics": final,
         "reference": reference,
         "reference_note": (
-            "held-out real data: the validation split scored like a sample against the test split; "
+            "none for paired data: a target scored against itself is perfect"
+            if config.variant in PAIRED_VARIANTS
+            else "held-out real data: the validation split scored like a sample against the test split; "
             "Parzen windows centred on the training split"
         ),
         "last_epoch": {

@@ -1,5 +1,6 @@
 """Figures a GAN run writes: sample grids (one row per class for a cGAN), ring scatter plots,
-InfoGAN latent traversals and the per-epoch metrics plot. Every file is written atomically."""
+InfoGAN latent traversals, input | output | target panels of image-to-image variants and the
+per-epoch metrics plot. Every file is written atomically."""
 
 from __future__ import annotations
 
@@ -68,6 +69,39 @@ def save_ring_scatter(samples: Tensor, real: Tensor, centres: Tensor, path: Path
     save_figure(fig, path)
 
 
+def _display(images: Tensor) -> np.ndarray:
+    """(N, C, H, W) in [-1, 1] -> (N, H, W, 3) in [0, 1]; one channel is shown grey."""
+    images = ((images.detach().float().cpu() + 1) / 2).clamp(0, 1)
+    if images.shape[1] == 1:
+        images = images.repeat(1, 3, 1, 1)
+    return images.permute(0, 2, 3, 1).numpy()
+
+
+def save_translation_panel(
+    columns: dict[str, Tensor], path: Path, title: str = "", row_labels: list[str] | None = None
+) -> None:
+    """One row per case, one column per entry of ``columns`` (e.g. input, output, target)."""
+    shown = {name: _display(images) for name, images in columns.items()}
+    n = len(next(iter(shown.values())))
+    h, w = next(iter(shown.values())).shape[1:3]
+    cell = 1.6
+    fig, axes = plt.subplots(n, len(shown), figsize=(cell * len(shown) * w / h + 0.3, cell * n + 0.4), squeeze=False)
+    for c, (name, images) in enumerate(shown.items()):
+        for r in range(n):
+            ax = axes[r][c]
+            ax.imshow(images[r], interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(name, fontsize=7)
+            if c == 0 and row_labels:
+                ax.set_ylabel(row_labels[r], fontsize=6)
+    if title:
+        fig.suptitle(title, fontsize=8)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
 PANELS = (
     ("losses", lambda k: k.startswith("loss") or k == "gradient_penalty"),
     ("D outputs", lambda k: k in ("d_real", "d_fake")),
@@ -75,6 +109,9 @@ PANELS = (
     ("classifier score", lambda k: k == "val_classifier_score"),
     ("ring", lambda k: k in ("val_modes_covered", "val_high_quality")),
     ("diversity", lambda k: k == "val_spread_ratio"),
+    ("translation error", lambda k: k == "val_l1"),
+    ("PSNR (dB)", lambda k: k == "val_psnr"),
+    ("SSIM", lambda k: k == "val_ssim"),
     ("learning rate", lambda k: k in ("lr_g", "lr_d")),  # logged with a train.lr_schedule
 )
 

@@ -4,7 +4,9 @@ Runs are compared case by case (not fold by fold) against the first run: for eac
 metric, the cases scored in both runs form pairs; the Wilcoxon signed-rank test (SciPy,
 two-sided, ``zero_method="wilcox"``: pairs with a zero difference are dropped, as in Wilcoxon's
 original test) gives a p-value, and Holm's step-down correction adjusts the p-values of one
-comparison (run vs first run, one class) across its metrics.
+comparison (run vs first run, one class) across its metrics. Schemes trained with several
+seeds are also compared with each case's value averaged over the seeds first
+(``compare_schemes``): one pair per case, with less of one seed's noise in it.
 
 Example:
     >>> [round(p, 3) for p in holm([0.01, 0.04, 0.03])]
@@ -78,4 +80,38 @@ def compare_to_first(per_run: list[dict[str, dict[str, dict[str, float]]]], name
             for row, adjusted in zip(block, holm([r["p_value"] for r in block])):
                 row["p_holm"] = adjusted
             rows += block
+    return rows
+
+
+def seed_averaged(per_run: list[dict[str, dict[str, dict[str, float]]]], schemes: list[str]) -> dict:
+    """``{scheme: {class: {metric: {case: mean over the scheme's runs}}}}``, schemes in first-seen
+    order; a case counts only where every run of the scheme has a finite value."""
+    grouped: dict[str, list] = {}
+    for scheme, values in zip(schemes, per_run, strict=True):
+        grouped.setdefault(scheme, []).append(values)
+    averaged: dict = {}
+    for scheme, runs in grouped.items():
+        averaged[scheme] = {}
+        for cls, metrics in runs[0].items():
+            averaged[scheme][cls] = {}
+            for metric in metrics:
+                tables = [run.get(cls, {}).get(metric, {}) for run in runs]
+                cases = [c for c in tables[0] if all(c in t and np.isfinite(t[c]) for t in tables)]
+                averaged[scheme][cls][metric] = {c: float(np.mean([t[c] for t in tables])) for c in cases}
+    return averaged
+
+
+def compare_schemes(per_run: list[dict[str, dict[str, dict[str, float]]]], schemes: list[str],
+                    metrics: Sequence[str]) -> list[dict]:  # fmt: skip
+    """``compare_to_first`` on ``seed_averaged`` values: each scheme against the first run's scheme,
+    rows named by scheme with their ``seeds`` (runs averaged). Empty unless there are two schemes
+    or more and one of them has several runs (otherwise it would repeat the run comparison)."""
+    if len(set(schemes)) < 2 or len(set(schemes)) == len(schemes):
+        return []
+    averaged = seed_averaged(per_run, schemes)
+    names = list(averaged)
+    rows = compare_to_first([averaged[name] for name in names], names, metrics)
+    for row in rows:
+        row["seeds"] = schemes.count(row["run"])
+        row["reference_seeds"] = schemes.count(names[0])
     return rows

@@ -190,7 +190,15 @@ def run_blocks(e, lesion_overlap: float) -> list:
     return blocks
 
 
-def comparison_blocks(evaluations, comparison: list[dict], seed_spread: dict) -> list:
+def paired_rows(rows: list[dict], name_key: str = "run") -> list[list[str]]:
+    return [[r[name_key], r["class"], r["metric"], str(r["n_pairs"]), fmt(r["mean_difference"], 4),
+             fmt(r["median_difference"], 4), format_p(r["p_value"]), format_p(r["p_holm"])] for r in rows]  # fmt: skip
+
+
+PAIRED_HEADER = ["class", "metric", "pairs", "mean difference", "median difference", "p", "p (Holm)"]
+
+
+def comparison_blocks(evaluations, comparison: list[dict], seed_spread: dict, scheme_comparison=()) -> list:
     """Kohl-style table (runs x classes x DSC / sensitivity / specificity), p-values, seeds."""
     names = [e.name for e in evaluations]
     summaries = [e.summary for e in evaluations]
@@ -212,9 +220,16 @@ def comparison_blocks(evaluations, comparison: list[dict], seed_spread: dict) ->
             ("p", f"Paired per case against {names[0]}: Wilcoxon signed-rank test (two-sided, SciPy zero_method="
                   f"'{ZERO_METHOD}': zero differences dropped), p-values Holm-corrected across the metrics of "
                   "each run and class. Difference = run - first run."),
-            ("table", ["run", "class", "metric", "pairs", "mean difference", "median difference", "p", "p (Holm)"],
-             [[r["run"], r["class"], r["metric"], str(r["n_pairs"]), fmt(r["mean_difference"], 4),
-               fmt(r["median_difference"], 4), format_p(r["p_value"]), format_p(r["p_holm"])] for r in comparison]),
+            ("table", ["run", *PAIRED_HEADER], paired_rows(comparison)),
+        ]  # fmt: skip
+    if scheme_comparison:
+        reference = scheme_comparison[0]
+        blocks += [
+            ("p", f"Schemes with seeds averaged: each case's value is the mean over a scheme's seeds, then the "
+                  f"schemes are paired per case against {evaluations[0].run.config.scheme} "
+                  f"({reference['reference_seeds']} seeds), with the same test and correction."),
+            ("table", ["scheme", "seeds", *PAIRED_HEADER],
+             [[r["run"], str(r["seeds"]), *paired_rows([r])[0][1:]] for r in scheme_comparison]),
         ]  # fmt: skip
     for cls in classes:
         blocks.append(("image", f"distributions_{cls}.png", eval_figures.metric_distributions(evaluations, cls),
@@ -222,7 +237,7 @@ def comparison_blocks(evaluations, comparison: list[dict], seed_spread: dict) ->
     return blocks
 
 
-def build_blocks(evaluations, comparison, seed_spread, lesion_overlap: float) -> list:
+def build_blocks(evaluations, comparison, seed_spread, lesion_overlap: float, scheme_comparison=()) -> list:
     title = evaluations[0].name if len(evaluations) == 1 else ", ".join(e.name for e in evaluations)
     blocks: list = [("h", 1, f"Evaluation: {title}"),
                     ("p", f"adversarial_seg {__version__}, seg-eval: every metric recomputed from the saved "
@@ -231,7 +246,7 @@ def build_blocks(evaluations, comparison, seed_spread, lesion_overlap: float) ->
                           "(DSC, IoU, sensitivity, HD95 need one), or a single case leaves no spread.")]  # fmt: skip
     blocks += provenance_block(evaluations)
     if len(evaluations) > 1:
-        blocks += comparison_blocks(evaluations, comparison, seed_spread)
+        blocks += comparison_blocks(evaluations, comparison, seed_spread, scheme_comparison)
     else:
         blocks += [("image", f"distributions_{cls}.png", eval_figures.metric_distributions(evaluations, cls),
                     f"{cls}: per-case metrics") for cls in evaluations[0].summary]  # fmt: skip
@@ -364,7 +379,7 @@ def evaluate_runs(
     """seg-eval's work: score every run's saved predictions, compare several runs on their shared
     splits, and write the report (``RUN/report/`` for one run, ``<parent>/comparison/`` for several).
     InputError (nothing written) when a run cannot be read or the runs are not comparable."""
-    from adversarial_seg.seg.compare import COMPARED_METRICS, compare_to_first
+    from adversarial_seg.seg.compare import COMPARED_METRICS, compare_schemes, compare_to_first
     from adversarial_seg.seg.evaluate import check_comparable, evaluate_run, seed_spread
 
     runs = expand_runs(paths)
@@ -376,12 +391,14 @@ def evaluate_runs(
     check_output_folder(output)
     comparison = compare_to_first([e.values() for e in evaluations], names, COMPARED_METRICS) if len(runs) > 1 else []
     spread = seed_spread(evaluations)
-    blocks = build_blocks(evaluations, comparison, spread, lesion_overlap)
+    schemes = compare_schemes([e.values() for e in evaluations], [e.run.config.scheme for e in evaluations],
+                              COMPARED_METRICS)  # fmt: skip
+    blocks = build_blocks(evaluations, comparison, spread, lesion_overlap, schemes)
     # calibration and case uncertainty from the saved probabilities (seg.calibration_report)
     calibration = {e.name: calibration_report.evaluate_calibration(e) for e in evaluations}
     blocks += calibration_report.calibration_blocks(evaluations, calibration)
     written = write_report(blocks, output, formats, atomic_write_bytes)
-    written += write_tables(evaluations, formats, output, lesion_overlap, comparison, spread, calibration)
+    written += write_tables(evaluations, formats, output, lesion_overlap, comparison, spread, calibration, schemes)
     written += calibration_report.freeze_missing(evaluations, calibration, output)
     return EvaluationReport(evaluations, output, written, comparison)
 
@@ -402,7 +419,8 @@ def print_evaluations(report: EvaluationReport) -> None:
 
 
 def write_tables(
-    evaluations, formats: set[str], output: Path, lesion_overlap: float, comparison, spread, calibration=None
+    evaluations, formats: set[str], output: Path, lesion_overlap: float, comparison, spread, calibration=None,
+    scheme_comparison=(),
 ) -> list[Path]:
     """``evaluation.json`` (every statistic, the comparisons, the seed spread, calibration) and
     ``evaluation_cases.csv``."""
@@ -417,7 +435,8 @@ def write_tables(
                                   "train_seconds": round(e.train_seconds, 1), "complete": e.complete,
                                   "discriminator_probe": e.probe,
                                   "missing": e.missing, "classes": e.summary} for e in evaluations},
-                "lesion_overlap": lesion_overlap, "comparison": comparison, "seed_spread": spread}  # fmt: skip
+                "lesion_overlap": lesion_overlap, "comparison": comparison, "seed_spread": spread,
+                "scheme_comparison": list(scheme_comparison)}  # fmt: skip
         if calibration is not None:
             body["calibration"] = calibration
         write_json(body, output / "evaluation.json")

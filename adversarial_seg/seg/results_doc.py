@@ -141,6 +141,19 @@ def render_comparison(record: dict) -> list[str]:
             ]
             lines.append(f"| {scheme} | {len(block['runs'])} | " + " | ".join(cells) + " |")
         lines.append("")
+    shown_metrics = {*dict(METRICS + EXTRA_METRICS), "false_positive_lesions"}
+    schemes = [r for r in record.get("scheme_comparison", []) if r["metric"] in shown_metrics]
+    if schemes:
+        reference = schemes[0]
+        lines += [f"Per scheme with seeds averaged per case (each case's value is the mean over the scheme's seeds; "
+                  f"paired against `{next(iter(runs.values()))['scheme']}` over its {reference['reference_seeds']} "
+                  "seeds, same test and correction):", "",
+                  "| scheme | seeds | class | metric | cases | mean difference | p | p (Holm) |",
+                  "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        for r in schemes:
+            lines.append(f"| {r['run']} | {r['seeds']} | {r['class']} | {r['metric']} | {r['n_pairs']} | "
+                         f"{r['mean_difference']:+.4f} | {format_p(r['p_value'])} | {format_p(r['p_holm'])} |")  # fmt: skip
+        lines.append("")
     lines += render_calibration(runs)
     return lines
 

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from adversarial_seg.seg.compare import compare_to_first, format_p, holm, paired_test
+from adversarial_seg.seg.compare import compare_schemes, compare_to_first, format_p, holm, paired_test, seed_averaged
 
 
 def test_holm_steps_down_and_keeps_order_and_nans():
@@ -45,3 +45,24 @@ def test_comparison_rows_are_holm_corrected_per_run_and_class():
     assert [(r["run"], r["metric"]) for r in rows] == [("hybrid", "dsc"), ("hybrid", "sensitivity")]
     assert [r["p_value"] for r in rows] == pytest.approx([2 / 32, 2 / 32])
     assert [r["p_holm"] for r in rows] == pytest.approx([4 / 32, 4 / 32])  # 2 metrics: x2 then the running max
+
+
+def test_seeds_are_averaged_per_case_before_schemes_are_paired():
+    ce = [{"lesion": {"dsc": {"a": 0.8, "b": 0.6, "c": 0.5}}}, {"lesion": {"dsc": {"a": 0.6, "b": 0.8}}}]
+    hybrid = [{"lesion": {"dsc": {"a": 0.9, "b": 0.9, "c": 0.9}}}, {"lesion": {"dsc": {"a": 0.7, "b": 0.9, "c": 0.7}}}]
+    schemes = ["ce", "ce", "hybrid", "hybrid"]
+    averaged = seed_averaged(ce + hybrid, schemes)
+    # c lacks a value in ce's second seed, so ce drops it; hybrid keeps it
+    assert averaged["ce"]["lesion"]["dsc"] == pytest.approx({"a": 0.7, "b": 0.7})
+    assert averaged["hybrid"]["lesion"]["dsc"] == pytest.approx({"a": 0.8, "b": 0.9, "c": 0.8})
+    (row,) = compare_schemes(ce + hybrid, schemes, ["dsc"])
+    # pairs a (+0.1) and b (+0.2): both positive, exact two-sided p of two pairs = 2 / 4
+    assert (row["run"], row["seeds"], row["reference_seeds"], row["n_pairs"]) == ("hybrid", 2, 2, 2)
+    assert row["mean_difference"] == pytest.approx(0.15)
+    assert row["p_value"] == pytest.approx(0.5) and row["p_holm"] == pytest.approx(0.5)
+
+
+def test_schemes_with_one_run_each_are_not_compared_twice():
+    runs = [{"lesion": {"dsc": {"a": 0.8}}}, {"lesion": {"dsc": {"a": 0.9}}}]
+    assert compare_schemes(runs, ["ce", "hybrid"], ["dsc"]) == []
+    assert compare_schemes(runs, ["ce", "ce"], ["dsc"]) == []

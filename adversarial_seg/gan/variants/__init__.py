@@ -1,4 +1,4 @@
-"""The classic GAN variants, one small module each, and the step builder shared by ``gan-train``.
+"""The GAN variants, one small module each, and the step builder shared by ``gan-train``.
 
 Example:
     >>> from adversarial_seg.gan.config import gan_config_from_mapping
@@ -18,7 +18,7 @@ import torch
 from adversarial_seg.gan.step import AdversarialStep, StepConfig
 from adversarial_seg.runtime import Precision, to_device
 
-VARIANT_MODULES = ("vanilla", "dcgan", "cgan", "infogan", "wgan", "wgan_gp")
+VARIANT_MODULES = ("vanilla", "dcgan", "cgan", "infogan", "wgan", "wgan_gp", "pix2pix")
 
 
 def build_task(config, data_shape: tuple[int, ...], num_classes: int):
@@ -63,5 +63,5 @@ def build_gan_step(config, data_shape, num_classes: int, device: torch.device, p
     train = config.train
     optimizer_g = make_optimizer(train.optimizer, list(task.generator_parameters()), train.lr_g, train)
     optimizer_d = make_optimizer(train.optimizer, list(task.discriminator_parameters()), train.lr_d, train)
-    step_config = StepConfig.from_sections(config.loss, train, w_sup=0.0, w_adv=1.0)
+    step_config = StepConfig.from_sections(config.loss, train, w_sup=config.loss.w_sup, w_adv=config.loss.w_adv)
     return AdversarialStep(task, optimizer_g, optimizer_d, step_config, precision)
