@@ -258,7 +258,9 @@ def train_gan(
         if not due(epoch):
             return {}
         metrics = evaluator.epoch_metrics(task)
-        message = "spread_ratio" in metrics and diversity_warning(metrics["spread_ratio"], 1.0, config.eval.diversity_ratio)
+        message = "spread_ratio" in metrics and diversity_warning(
+            metrics["spread_ratio"], 1.0, config.eval.diversity_ratio
+        )
         if message:
             warn(f"warning: epoch {epoch + 1}: {message}")
         return metrics
@@ -266,7 +268,9 @@ def train_gan(
     def on_epoch_end(epoch: int, row: dict) -> None:
         if not due(epoch):
             return
-        evaluator.save_samples(task, run_dir / "samples" / f"epoch_{epoch + 1:03d}.png", f"{config.variant}, epoch {epoch + 1}")
+        evaluator.save_samples(
+            task, run_dir / "samples" / f"epoch_{epoch + 1:03d}.png", f"{config.variant}, epoch {epoch + 1}"
+        )
         save_metrics_plot(trainer.history, run_dir / "metrics.png", f"{config.variant} ({config.data.dataset})")
 
     trainer = Trainer(

@@ -49,7 +49,14 @@ def _ph2_pairs(root: str, size: tuple[int, int], split_seed: int) -> dict:
     from adversarial_seg.data.validate import validate_dataset
 
     data_cfg = config_from_mapping(
-        {"data": {"root": root, "layout": "folder", "labels": {"background": 0, "lesion": 255}, "stratify": "diagnosis"}},
+        {
+            "data": {
+                "root": root,
+                "layout": "folder",
+                "labels": {"background": 0, "lesion": 255},
+                "stratify": "diagnosis",
+            }
+        },
         source="data.ph2",
     ).data
     records = validate_dataset(data_cfg)

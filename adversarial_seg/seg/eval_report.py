@@ -419,7 +419,13 @@ def print_evaluations(report: EvaluationReport) -> None:
 
 
 def write_tables(
-    evaluations, formats: set[str], output: Path, lesion_overlap: float, comparison, spread, calibration=None,
+    evaluations,
+    formats: set[str],
+    output: Path,
+    lesion_overlap: float,
+    comparison,
+    spread,
+    calibration=None,
     scheme_comparison=(),
 ) -> list[Path]:
     """``evaluation.json`` (every statistic, the comparisons, the seed spread, calibration) and
