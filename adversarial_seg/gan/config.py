@@ -25,7 +25,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from adversarial_seg.config import ConfigError, Source, StrictModel, describe_error, read_config_mapping, value_source
 
-VARIANTS = ("vanilla", "dcgan", "cgan", "infogan", "wgan", "wgan_gp", "pix2pix")
+VARIANTS = ("vanilla", "dcgan", "cgan", "infogan", "wgan", "wgan_gp", "biggan", "pix2pix")
 PAIRED_VARIANTS = ("pix2pix",)  # image-to-image: G maps a source image to a target, no noise
 LOSSES = ("minimax", "non_saturating", "least_squares", "hinge", "wasserstein")
 
@@ -44,6 +44,13 @@ VARIANT_DEFAULTS: dict[str, dict] = {
         "model": {"architecture": "dcgan", "norm": "layer"},
         "loss": {"adversarial": "wasserstein", "gradient_penalty": 10.0},
         "train": {"lr_g": 1e-4, "lr_d": 1e-4, "betas": [0.0, 0.9], "d_steps": 5},
+    },
+    # BigGAN-style (Brock et al. 2019) at SAGAN's two-timescale rates (Zhang et al. 2019): hinge loss,
+    # Adam betas (0, 0.9), D at 4x G's learning rate; EMA of G for sampling
+    "biggan": {
+        "model": {"architecture": "biggan", "channels": 32},
+        "loss": {"adversarial": "hinge"},
+        "train": {"lr_g": 1e-4, "lr_d": 4e-4, "betas": [0.0, 0.9]},
     },
     # Isola et al. 2017: U-Net G, 70 x 70 PatchGAN D on (source, image), L1 weighted 100, Adam 2e-4 (0.5, 0.999)
     "pix2pix": {
@@ -84,7 +91,7 @@ class DataConfig(StrictModel):
 
 
 class ModelConfig(StrictModel):
-    architecture: Literal["mlp", "dcgan", "unet"] = "mlp"  # unet: pix2pix's G (PatchGAN D)
+    architecture: Literal["mlp", "dcgan", "biggan", "unet"] = "mlp"  # biggan: its residual G and D; unet: pix2pix
     z_dim: int = Field(32, ge=1)
     hidden: int = Field(256, ge=1)  # MLP width
     channels: int = Field(32, ge=1)  # DCGAN base width
@@ -93,6 +100,7 @@ class ModelConfig(StrictModel):
     norm: Literal["batch", "layer", "none"] = "batch"  # DCGAN discriminator normalisation
     categorical: int = Field(10, ge=0)  # InfoGAN categorical code size
     continuous: int = Field(2, ge=0)  # InfoGAN continuous codes
+    ema_decay: float = Field(0.999, ge=0, lt=1)  # BigGAN: decay of the moving average of G's weights
 
 
 class LossConfig(StrictModel):
@@ -146,10 +154,11 @@ class EvalConfig(StrictModel):
     grid: int = Field(8, ge=1)  # grid side (images per row)
     diversity_ratio: float = Field(0.3, ge=0)
     starved_steps: int = Field(100, ge=1)
+    truncation: float | None = Field(None, gt=0)  # BigGAN: |z| threshold of samples and metrics (None: off)
 
 
 class GANConfig(StrictModel):
-    variant: Literal["vanilla", "dcgan", "cgan", "infogan", "wgan", "wgan_gp", "pix2pix"] = "vanilla"
+    variant: Literal["vanilla", "dcgan", "cgan", "infogan", "wgan", "wgan_gp", "biggan", "pix2pix"] = "vanilla"
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     loss: LossConfig = Field(default_factory=LossConfig)
@@ -181,6 +190,10 @@ class GANConfig(StrictModel):
             raise ValueError(f"loss.w_sup: variant {self.variant} has no supervised term; leave it at 0")
         if self.loss.w_adv == 0 and self.loss.w_sup == 0:
             raise ValueError("loss.w_adv 0 with loss.w_sup 0 trains nothing; give one of them a weight")
+        if (self.variant == "biggan") != (self.model.architecture == "biggan"):
+            raise ValueError("model.architecture biggan is the biggan variant's networks, and that variant needs it")
+        if self.variant == "biggan" and self.data.dataset != "digits":
+            raise ValueError("variant biggan needs labelled images; use data.dataset: digits")
         if self.variant == "infogan" and self.model.categorical + self.model.continuous == 0:
             raise ValueError("variant infogan needs model.categorical or model.continuous > 0")
         if self.loss.gradient_penalty > 0 and self.model.norm == "batch" and self.model.architecture == "dcgan":
@@ -204,6 +217,8 @@ LATER_KEYS = {
     ("loss", "w_sup"): 0.0,
     ("loss", "w_adv"): 1.0,
     ("data", "ph2"): {"root": "../shared/data/ph2", "size": [96, 128]},
+    ("model", "ema_decay"): 0.999,
+    ("eval", "truncation"): None,
 }
 
 

@@ -142,7 +142,17 @@ class Evaluator:
 
     def epoch_metrics(self, task) -> dict[str, float]:
         """The per-epoch metrics of a fixed-noise sample against the validation split."""
-        return self.sample_metrics(self.draw(task, self.config.eval.samples, "epoch"), "val")
+        return self.labelled_metrics(task, self.config.eval.samples, "epoch", "val")
+
+    def labelled_metrics(self, task, n: int, purpose: str, split: str) -> dict[str, float]:
+        """``sample_metrics`` of a draw; for a class-conditional task on digits also ``class_accuracy``,
+        the share of samples the shipped classifier assigns to the class they were drawn for."""
+        samples = self.draw(task, n, purpose)
+        metrics = self.sample_metrics(samples, split)
+        if self.images and getattr(task, "conditional", False):
+            asked = (torch.arange(n) % task.num_classes).numpy()
+            metrics["class_accuracy"] = float((classifier_outputs(samples)[1].argmax(axis=1) == asked).mean())
+        return metrics
 
     def sample_metrics(self, samples: Tensor, split: str) -> dict[str, float]:
         """Classifier score / FD (digits) or modes covered / high quality (ring), plus the spread ratio."""
@@ -160,14 +170,17 @@ class Evaluator:
         return parzen_evaluation(centres.flatten(1), val, test)
 
     def final(self, task) -> dict[str, float]:
-        metrics = self.sample_metrics(self.draw(task, self.config.eval.samples, "final"), "test")
+        metrics = self.labelled_metrics(task, self.config.eval.samples, "final", "test")
         metrics.update(self.parzen(self.draw(task, self.config.eval.parzen_samples, "parzen")))
         return metrics
 
     def reference(self) -> dict[str, float]:
         """The same metrics on real held-out data: the validation split scored like a sample (against
         test), and Parzen windows on the training split."""
-        metrics = self.sample_metrics(self.data["splits"]["val"][0], "test")
+        images, labels = self.data["splits"]["val"]
+        metrics = self.sample_metrics(images, "test")
+        if self.images:  # how often the classifier names a real held-out digit right
+            metrics["class_accuracy"] = float((classifier_outputs(images)[1].argmax(axis=1) == labels.numpy()).mean())
         metrics.update(self.parzen(self.data["splits"]["train"][0]))
         return metrics
 

@@ -107,6 +107,7 @@ PANELS = (
     ("D outputs", lambda k: k in ("d_real", "d_fake")),
     ("Fréchet distance", lambda k: k == "val_frechet_distance"),
     ("classifier score", lambda k: k == "val_classifier_score"),
+    ("class accuracy", lambda k: k == "val_class_accuracy"),
     ("ring", lambda k: k in ("val_modes_covered", "val_high_quality")),
     ("diversity", lambda k: k == "val_spread_ratio"),
     ("translation error", lambda k: k == "val_l1"),

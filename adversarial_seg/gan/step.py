@@ -213,6 +213,7 @@ class AdversarialStep:
                 terms["adv_grad_scale"] = scale
         generated.backward(grad_sup + grad_adv)
         self._update(self.optimizer_g, self.scaler_g, task.generator_parameters)
+        task.after_generator_update()
         terms = {k: v.detach() for k, v in terms.items()}
         terms["loss_g"] = total.detach()
         if ratio is not None:

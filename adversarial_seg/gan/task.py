@@ -14,7 +14,8 @@ The adversarial step (``gan/step.py``) is written once against this interface. A
   feature matching); only tasks whose D exposes its layers define it.
 - ``supervised_loss``: an optional non-adversarial term on G's output (CE for segmentation,
   L1 for pix2pix). ``extra_generator_losses`` / ``extra_discriminator_losses``: named extra
-  terms (InfoGAN's mutual information). ``after_discriminator_update``: e.g. weight clipping.
+  terms (InfoGAN's mutual information). ``after_discriminator_update``: e.g. weight clipping;
+  ``after_generator_update``: e.g. BigGAN's moving average of G's weights.
 """
 
 from __future__ import annotations
@@ -64,6 +65,9 @@ class AdversarialTask:
         return {}
 
     def after_discriminator_update(self) -> None:
+        return None
+
+    def after_generator_update(self) -> None:
         return None
 
     def modules(self) -> dict[str, nn.Module]:

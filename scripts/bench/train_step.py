@@ -10,7 +10,9 @@ the project's loop alone: ``Trainer.train_epoch`` (seeded per epoch, ``to_device
 ``zero_grad; loss(model(x), y).backward(); step``. The hybrid scheme's epoch (with the default
 mask discriminator) runs in the same rounds. Each round times one epoch of each, in turn, after
 one warm-up round, so load from elsewhere hits all alike; medians over the rounds. The checkpoint
-seg-train writes after each epoch is timed separately (``checkpoint_s``).
+seg-train writes after each epoch is timed separately (``checkpoint_s``). With ``--bf16`` a ce
+epoch under CPU bfloat16 autocast joins the rounds (``ce_bf16_s``; not a seg-train option yet:
+it tells whether one would pay on this CPU).
 
 Target (issue 18): bare seconds / ours >= 0.95 for ce. Last line: one JSON object.
 """
@@ -37,10 +39,11 @@ from adversarial_seg.seg.task import build_segmentation_step
 UNET = {"channels": (16, 32, 64, 128, 256), "strides": (2, 2, 2, 2), "num_res_units": 2}
 
 
-def project_trainer(scheme: str, batches: list[dict], run_dir: Path) -> Trainer:
+def project_trainer(scheme: str, batches: list[dict], run_dir: Path, bf16: bool = False) -> Trainer:
     config = config_from_mapping({"scheme": scheme, "loss": {"supervised": "dice_ce"}})
     device = torch.device("cpu")
-    step = build_segmentation_step(config, 2, 3, 2, device, Precision.for_device(device, amp=False))
+    precision = Precision.for_device(device, amp=bf16, cpu_bf16=bf16)
+    step = build_segmentation_step(config, 2, 3, 2, device, precision)
     return Trainer(step, make_loader=lambda epoch: batches, run_dir=run_dir, seed=0, stream=(0,),
                    device=device, print_fn=None, progress=False)  # fmt: skip
 
@@ -75,6 +78,7 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=15, help="batches per epoch (PH2: 120 cases / 8)")
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--bf16", action="store_true", help="also time a ce epoch under CPU bf16 autocast")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     generator = torch.Generator().manual_seed(0)
@@ -91,6 +95,9 @@ def main() -> None:
         ce = project_trainer("ce", batches, Path(tmp) / "ce")
         hybrid = project_trainer("hybrid", batches, Path(tmp) / "hybrid")
         loops = {"bare": bare.epoch, "ce": lambda: ce.train_epoch(0), "hybrid": lambda: hybrid.train_epoch(0)}
+        if args.bf16:
+            ce_bf16 = project_trainer("ce", batches, Path(tmp) / "ce_bf16", bf16=True)
+            loops["ce_bf16"] = lambda: ce_bf16.train_epoch(0)
         times: dict[str, list[float]] = {name: [] for name in loops}
         for round_ in range(args.rounds + 1):
             for name, loop in loops.items():
@@ -117,6 +124,7 @@ def main() -> None:
             "ce_s": round(median["ce"], 3),
             "hybrid_s": round(median["hybrid"], 3),
             "checkpoint_s": round(checkpoint, 3),
+            **({"ce_bf16_s": round(median["ce_bf16"], 3)} if args.bf16 else {}),
             "bare_over_ce": round(ratio, 3),
             "hybrid_over_ce": round(median["hybrid"] / median["ce"], 3),
             "target": "bare_over_ce >= 0.95",
