@@ -16,7 +16,7 @@ Example:
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "dcgan.json"
     >>> _ = path.write_text(json.dumps(run))
     >>> print(render_gan_results([path]).splitlines()[5])
-    | dcgan | dcgan | hinge | 100.0 ± 2.0 | 8.50 | 40.0 | 60 s (30 epochs) |
+    | dcgan | dcgan | hinge | 100.0 ± 2.0 | 8.50 | 40.0 | – | 60 s (30 epochs) |
 """
 
 from __future__ import annotations
@@ -114,19 +114,21 @@ SEEDS_NOTE = (
 
 def _digits_table(runs: list[dict]) -> list[str]:
     lines = [
-        "| run | variant | loss | Parzen LL (nats) mean ± s.e. | classifier score | Fréchet distance | time |",
-        "|---|---|---|---|---|---|---|",
+        "| run | variant | loss | Parzen LL (nats) mean ± s.e. | classifier score | Fréchet distance | "
+        "class accuracy | time |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     reference = runs[0]["reference"]
     lines.append(
         f"| held-out real digits | – | – | {_ll(reference)} | {_num(reference, 'classifier_score', '.2f')} | "
-        f"{_num(reference, 'frechet_distance', '.1f')} | – |"
+        f"{_num(reference, 'frechet_distance', '.1f')} | {_num(reference, 'class_accuracy', '.3f')} | – |"
     )
     for run in runs:
         m, std = run["metrics"], run.get("metrics_std")
         lines.append(
             f"| {_name(run)} | {run['variant']} | {run['adversarial']} | {_ll(m, std)} | "
-            f"{_num(m, 'classifier_score', '.2f', std)} | {_num(m, 'frechet_distance', '.1f', std)} | {_time(run)} |"
+            f"{_num(m, 'classifier_score', '.2f', std)} | {_num(m, 'frechet_distance', '.1f', std)} | "
+            f"{_num(m, 'class_accuracy', '.3f', std)} | {_time(run)} |"
         )
     return lines
 
