@@ -84,8 +84,13 @@ def trained_by(done: list[dict]) -> str:
 
 
 def short_commits(trained: str) -> str:
-    """``trained_by``'s text with each commit shortened to 12 characters, for tables."""
-    return " + ".join(c[:12] for c in trained.split(" + "))
+    """``trained_by``'s text with each commit shortened to 12 characters, for tables; a commit whose
+    checkout had uncommitted changes keeps its ``-dirty`` mark.
+
+    >>> short_commits("d84f495ae77ea4b4cacf + 2eb2f5d7513fdef89ea4-dirty")
+    'd84f495ae77e + 2eb2f5d7513f-dirty'
+    """
+    return " + ".join(c[:12] + ("-dirty" if c.endswith("-dirty") else "") for c in trained.split(" + "))
 
 
 def write_data_plan(plan: DataPlan, run_dir: Path) -> None:
