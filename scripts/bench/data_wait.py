@@ -1,6 +1,6 @@
 """Share of a training epoch spent waiting for data, on PH2 and on prostate_zonal at their configs.
 
-    python scripts/bench/data_wait.py [--datasets ph2 prostate_zonal] [--epochs 2] [--threads 2]
+    python scripts/bench/data_wait.py [--datasets ph2 prostate_zonal] [--epochs 2] [--threads 2] [--set KEY=VALUE ...]
 
 Runs the real ``seg-train`` (``--fold 0``, scheme ce, ``--set train.epochs=N``) in this process on
 ``configs/ph2.yaml`` and ``configs/prostate.yaml`` with the loader seg-train builds wrapped so that
@@ -51,7 +51,7 @@ class TimedLoader:
             yield batch
 
 
-def measure(name: str, epochs: int, threads: int) -> dict:
+def measure(name: str, epochs: int, threads: int, overrides: list[str] = ()) -> dict:
     require_data(name)
     waits: list[float] = []
     epoch_seconds: list[float] = []
@@ -73,6 +73,7 @@ def measure(name: str, epochs: int, threads: int) -> dict:
             argv = ["--config", str(REPO / CONFIGS[name]), "--output", str(Path(tmp) / name), "--fold", "0",
                     "--set", "schemes=null", "--set", "scheme=ce", "--set", f"train.epochs={epochs}",
                     "--no-progress", "--threads", str(threads)]  # fmt: skip
+            argv += [item for override in overrides for item in ("--set", override)]
             code = seg_train.main(argv)
     finally:
         fold_module.seeded_loader, Trainer.train_epoch = original_loader, original_epoch
@@ -91,8 +92,11 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="a config override, e.g. train.num_workers=1"
+    )
     args = parser.parse_args()
-    results = {name: measure(name, args.epochs, args.threads) for name in args.datasets}
+    results = {name: measure(name, args.epochs, args.threads, args.set) for name in args.datasets}
     print("| data | epoch s (last) | wait s (last) | wait share (last) | wait share (all epochs) |")
     print("|---|---:|---:|---:|---:|")
     for name, r in results.items():
@@ -103,6 +107,7 @@ def main() -> None:
             "bench": "data_wait",
             "threads": args.threads,
             "epochs": args.epochs,
+            "overrides": args.set,
             "results": results,
             "target": "wait_share_last <= 0.10",
             "met": all(r["wait_share_last"] <= 0.10 for r in results.values()),
