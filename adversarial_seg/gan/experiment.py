@@ -236,11 +236,11 @@ def train_gan(
     progress: bool = True,
 ) -> dict:
     """Train ``config`` into ``run_dir`` (resuming from its checkpoint when asked); returns metrics.json's body."""
+    data = load_data(config)  # unreadable data stops the run before anything is written
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     if not (run_dir / "config.yaml").is_file():  # a resume keeps the record of the start
         write_config(config, run_dir / "config.yaml", command)
-    data = load_data(config)
     seed_everything(config.seed)  # network initialisation
     precision = Precision.for_device(device, config.train.amp)
     step = build_gan_step(config, data["shape"], data["classes"], device, precision)

@@ -1,7 +1,8 @@
 """Paired data for image-to-image GANs: PH2 lesion masks and their dermoscopy images.
 
-The cases are read with the segmentation data layer (``layout: folder``, the file checks and
-messages of seg-train) from ``data.ph2.root`` and resized to ``data.ph2.size`` (rows, columns;
+The cases are read from ``data.ph2.root`` as PH2 lays them out (``cases.csv`` with ``case`` and
+``diagnosis`` columns, ``images/<case>.png`` RGB, ``masks/<case>.png`` 0 / 255; read here with PIL
+because the GAN core builds on no segmentation module) and resized to ``data.ph2.size`` (rows, columns;
 PH2's images are about 574 x 765, so the default 96 x 128 keeps their 3:4 shape): images
 bilinearly with anti-aliasing, masks by nearest neighbour. Both are scaled to [-1, 1], the range
 of a tanh generator: the image channels from 0..255, the mask from {0, 1}. The split is by case,
@@ -11,12 +12,15 @@ stratified by diagnosis with ``data.split_seed``: 70 % train, 15 % validation, 1
 
 from __future__ import annotations
 
+import csv
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from adversarial_seg.errors import InputError
 
 Tensor = torch.Tensor
 
@@ -42,39 +46,57 @@ def split_cases(case_ids: list[str], strata: list[str], seed: int) -> dict[str, 
     return {name: [case_ids[i] for i in sorted(idx)] for name, idx in (("train", train), ("val", val), ("test", test))}
 
 
+class PairedDataError(InputError):
+    """A PH2 folder that cannot be read as pairs; the message names the file and the fix."""
+
+
+def read_ph2_cases(root: Path) -> list[tuple[str, str, Path, Path]]:
+    """(case, diagnosis, image path, mask path) for every row of ``root/cases.csv``."""
+    table = root / "cases.csv"
+    if not table.is_file():
+        raise PairedDataError(f"{table} is missing: data.ph2.root must be a PH2 folder (cases.csv, images/, masks/)")
+    with table.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows or not {"case", "diagnosis"} <= set(rows[0]):
+        raise PairedDataError(f"{table} needs the columns case and diagnosis, one row per case")
+    cases = []
+    for row in rows:
+        image, mask = root / "images" / f"{row['case']}.png", root / "masks" / f"{row['case']}.png"
+        for path in (image, mask):
+            if not path.is_file():
+                raise PairedDataError(f"{path} is missing (case {row['case']} of {table}); restore it or drop its row")
+        cases.append((row["case"], row["diagnosis"], image, mask))
+    return cases
+
+
+def _resized(array: np.ndarray, size: tuple[int, int], mode: str) -> Tensor:
+    tensor = torch.from_numpy(array.astype(np.float32))
+    tensor = tensor[None, None] if tensor.ndim == 2 else tensor.permute(2, 0, 1)[None]
+    if mode == "nearest":
+        return F.interpolate(tensor, size=size, mode="nearest")
+    return F.interpolate(tensor, size=size, mode="bilinear", antialias=True, align_corners=False)
+
+
 @lru_cache(maxsize=4)
 def _ph2_pairs(root: str, size: tuple[int, int], split_seed: int) -> dict:
-    from adversarial_seg.config import config_from_mapping
-    from adversarial_seg.data.io import read_image, read_label
-    from adversarial_seg.data.validate import validate_dataset
+    from PIL import Image
 
-    data_cfg = config_from_mapping(
-        {
-            "data": {
-                "root": root,
-                "layout": "folder",
-                "labels": {"background": 0, "lesion": 255},
-                "stratify": "diagnosis",
-            }
-        },
-        source="data.ph2",
-    ).data
-    records = validate_dataset(data_cfg)
+    cases = read_ph2_cases(Path(root))
     images, masks = [], []
-    for record in records:
-        image = torch.from_numpy(read_image(record.image_paths[0])[0])[None]  # (1, 3, H, W), 0..255
-        mask = torch.from_numpy((read_label(record.label_path)[0] > 0).astype(np.float32))[None, None]
-        images.append(F.interpolate(image, size=size, mode="bilinear", antialias=True, align_corners=False))
-        masks.append(F.interpolate(mask, size=size, mode="nearest"))
+    for _, _, image_path, mask_path in cases:
+        with Image.open(image_path) as image, Image.open(mask_path) as mask:
+            rgb, grey = np.asarray(image.convert("RGB")), np.asarray(mask.convert("L"))
+        images.append(_resized(rgb, size, "bilinear"))
+        masks.append(_resized((grey > 127).astype(np.float32), size, "nearest"))
     images_t = (torch.cat(images) / 127.5 - 1.0).clamp(-1, 1)
     masks_t = torch.cat(masks) * 2.0 - 1.0
-    ids = [r.case_id for r in records]
-    splits = split_cases(ids, [r.stratum or "" for r in records], split_seed)
+    ids = [c[0] for c in cases]
+    splits = split_cases(ids, [c[1] for c in cases], split_seed)
     position = {case: i for i, case in enumerate(ids)}
     out = {}
-    for name, cases in splits.items():
-        idx = torch.tensor([position[c] for c in cases])
-        out[name] = (images_t[idx], masks_t[idx], cases)
+    for name, chosen in splits.items():
+        idx = torch.tensor([position[c] for c in chosen])
+        out[name] = (images_t[idx], masks_t[idx], chosen)
     return out
 
 

@@ -122,3 +122,17 @@ def test_gan_train_runs_pix2pix_and_resumes_exactly(ph2_like, tmp_path, monkeypa
     for module in ("generator", "discriminator"):
         for key, value in a[module].items():
             assert torch.equal(value, b[module][key]), (module, key)
+
+
+def test_a_ph2_folder_without_a_mask_exits_2_naming_the_file_and_writes_nothing(
+    ph2_like, tmp_path, monkeypatch, capsys
+):  # noqa: F811
+    from pathlib import Path
+
+    monkeypatch.chdir(Path(__file__).resolve().parents[3])
+    (ph2_like / "masks" / "IMD003.png").unlink()
+    run = tmp_path / "run"
+    assert main(tiny_args(ph2_like, run)) == 2
+    err = capsys.readouterr().err
+    assert "IMD003.png is missing" in err and err.count("\n") == 1
+    assert not run.exists()
