@@ -125,8 +125,11 @@ def test_gan_train_runs_pix2pix_and_resumes_exactly(ph2_like, tmp_path, monkeypa
 
 
 def test_a_ph2_folder_without_a_mask_exits_2_naming_the_file_and_writes_nothing(
-    ph2_like, tmp_path, monkeypatch, capsys
-):  # noqa: F811
+    ph2_like,  # noqa: F811
+    tmp_path,
+    monkeypatch,
+    capsys,
+):
     from pathlib import Path
 
     monkeypatch.chdir(Path(__file__).resolve().parents[3])
