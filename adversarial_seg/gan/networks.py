@@ -88,10 +88,11 @@ class MLPDiscriminator(nn.Module):
         return self.head(self.body(x, condition))
 
 
-def _levels(size: int) -> int:
+def doublings(size: int, network: str = "DCGAN") -> int:
+    """How many times a 4 x 4 grid doubles to reach ``size`` (8, 16, 32, ...)."""
     levels = int(round(math.log2(size / 4)))
     if size < 8 or 4 * 2**levels != size:
-        raise ValueError(f"DCGAN image size must be 8, 16, 32, ... (got {size})")
+        raise ValueError(f"{network} image size must be 8, 16, 32, ... (got {size})")
     return levels
 
 
@@ -113,7 +114,7 @@ class DCGANGenerator(nn.Module):
 
     def __init__(self, z_dim: int, size: int = 16, channels: int = 32, out_channels: int = 1, condition_dim: int = 0):
         super().__init__()
-        levels = _levels(size)
+        levels = doublings(size)
         widths = [channels * 2 ** (levels - 1 - i) for i in range(levels)]
         layers: list[nn.Module] = [
             nn.ConvTranspose2d(z_dim + condition_dim, widths[0], 4, 1, 0, bias=False),
@@ -146,7 +147,7 @@ class DCGANDiscriminator(nn.Module):
         self, size: int = 16, channels: int = 32, in_channels: int = 1, condition_dim: int = 0, norm: str = "batch"
     ):
         super().__init__()
-        levels = _levels(size)
+        levels = doublings(size)
         widths = [channels * 2**i for i in range(levels)]
         layers: list[nn.Module] = [nn.Conv2d(in_channels + condition_dim, widths[0], 4, 2, 1), nn.LeakyReLU(0.2, True)]
         for w_in, w_out in zip(widths[:-1], widths[1:]):

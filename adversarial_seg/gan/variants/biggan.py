@@ -15,7 +15,6 @@ Components: ``gan/biggan_layers.py``.
 from __future__ import annotations
 
 import copy
-import math
 
 import torch
 import torch.nn.functional as F
@@ -28,18 +27,12 @@ from adversarial_seg.gan.biggan_layers import (
     truncated_normal,
     update_ema,
 )
+from adversarial_seg.gan.networks import doublings
 from adversarial_seg.gan.variants.base import GANTask
 from adversarial_seg.runtime import to_device
 
 Tensor = torch.Tensor
 sn = nn.utils.spectral_norm
-
-
-def _doublings(size: int) -> int:
-    levels = int(round(math.log2(size / 4)))
-    if size < 8 or 4 * 2**levels != size:
-        raise ValueError(f"BigGAN image size must be 8, 16, 32, 64, ... (got {size})")
-    return levels
 
 
 class GeneratorBlock(nn.Module):
@@ -58,7 +51,7 @@ class GeneratorBlock(nn.Module):
 class BigGANGenerator(nn.Module):
     def __init__(self, z_dim: int, size: int, channels: int, out_channels: int, num_classes: int):
         super().__init__()
-        levels = _doublings(size)
+        levels = doublings(size, "BigGAN")
         widths = [channels * max(2 ** (levels - i), 1) for i in range(levels + 1)]  # 4c ... c for 16 px
         self.widths = widths
         self.linear = sn(nn.Linear(z_dim, widths[0] * 16))
@@ -94,7 +87,7 @@ class DiscriminatorBlock(nn.Module):
 class ProjectionDiscriminator(nn.Module):
     def __init__(self, size: int, channels: int, in_channels: int, num_classes: int):
         super().__init__()
-        levels = _doublings(size)  # halvings down to 4 x 4
+        levels = doublings(size, "BigGAN")  # halvings down to 4 x 4
         widths = [in_channels] + [channels * 2**i for i in range(levels)]
         self.blocks = nn.ModuleList(
             DiscriminatorBlock(a, b, first=i == 0) for i, (a, b) in enumerate(zip(widths[:-1], widths[1:]))
@@ -152,10 +145,9 @@ class BigGANTask(GANTask):
         return {"generator": self.generator, "discriminator": self.discriminator, "generator_ema": self.generator_ema}
 
     @torch.no_grad()
-    def sample(self, n, generator=None, labels=None, truncation: float | None = -1.0) -> Tensor:
-        """``n`` samples of the EMA generator (eval mode); ``truncation`` -1 takes the task's own."""
-        threshold = self.truncation if truncation == -1.0 else truncation
-        z = to_device(truncated_normal(n, self.z_dim, threshold, generator), self.device())
+    def sample(self, n, generator=None, labels=None) -> Tensor:
+        """``n`` samples of the EMA generator (eval mode), z truncated at ``self.truncation``."""
+        z = to_device(truncated_normal(n, self.z_dim, self.truncation, generator), self.device())
         labels = self.labels_for({} if labels is None else {"label": to_device(labels, self.device())}, n, generator)
         self.generator_ema.eval()
         return self.generator_ema(z, labels).float()
