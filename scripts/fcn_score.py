@@ -40,6 +40,7 @@ from adversarial_seg.gan.experiment import load_data
 from adversarial_seg.gan.metrics import feature_statistics, frechet_distance
 from adversarial_seg.gan.variants import build_task
 from adversarial_seg.provenance import read_resolved_config
+from adversarial_seg.seg.evaluate import read_run_splits
 from adversarial_seg.seg.run import open_run
 
 
@@ -63,8 +64,7 @@ def to_png(image: torch.Tensor, path: Path) -> None:
 
 def validation_fold(seg_run: Path) -> dict[str, int]:
     """case -> the fold whose model did not train on it."""
-    splits = json.loads((seg_run / "splits.json").read_text())
-    return {case: entry["fold"] for entry in splits for case in entry["val"]}
+    return {case: entry["fold"] for entry in read_run_splits(seg_run / "splits.json") for case in entry["val"]}
 
 
 def bottleneck(model: torch.nn.Module) -> torch.nn.Module:
