@@ -72,8 +72,9 @@ def calibration_summary(block: dict) -> dict:
         review = {row["k"]: row["mean_dsc"] for row in entry["review"]}
         uncertainty[cls] = {"spearman": entry["spearman"]["rho"], "p": entry["spearman"]["p_value"],
                             "mean_dsc": review.get(0), "mean_dsc_after_review_5": review.get(5)}  # fmt: skip
-    return {"temperatures": sorted(set(fitted["temperatures"].values())), "n_bins": fitted["n_bins"],
-            "metrics": metrics, "uncertainty": uncertainty}  # fmt: skip
+    fit = fitted.get("fitted_temperatures", fitted["temperatures"])  # absent before the scaling decision
+    return {"temperatures": sorted(set(fit.values())), "scaling": (fitted.get("scaling") or {}).get("applied"),
+            "n_bins": fitted["n_bins"], "metrics": metrics, "uncertainty": uncertainty}  # fmt: skip
 
 
 def comparison(folder: Path, allow_incomplete: bool = False) -> dict:

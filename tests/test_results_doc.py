@@ -73,7 +73,7 @@ def test_comparison_shows_hd95_partial_runs_and_calibration():
     lesions = {"detected_lesions": 6, "reference_lesions": 6, "detection_sensitivity": 1.0,
                "false_positive_lesions_per_case": 0.0}  # fmt: skip
     calibration = {
-        "temperatures": [1.04], "n_bins": 15,
+        "temperatures": [1.04], "scaling": "identity", "n_bins": 15,
         "metrics": {"gland": {"overall": {"before": {"ece": 0.0016, "brier": 0.0067}, "after": {"ece": 0.0029, "brier": 0.0068}}}},
         "uncertainty": {"gland": {"spearman": -0.414, "p": 0.0232, "mean_dsc": 0.826, "mean_dsc_after_review_5": 0.855}},
     }  # fmt: skip
@@ -85,7 +85,7 @@ def test_comparison_shows_hd95_partial_runs_and_calibration():
     text = "\n".join(render_comparison(record))
     assert "| run | gland HD95 (mm) |" in text and "| b | 7.250 ± 1.500 |" in text
     assert "`b` lacks folds 2, 3, 4" in text
-    assert "| b | 1.040 | gland | overall | 0.0016 | 0.0029 | 0.0067 | 0.0068 |" in text
+    assert "| b | 1.040 (not applied: frozen T 1) | gland | overall | 0.0016 | 0.0029 | 0.0067 | 0.0068 |" in text
     assert "| b | gland | -0.414 | 0.023 | 0.826 | 0.855 |" in text
 
 

@@ -19,6 +19,12 @@ probability is the sum of the probabilities of the label values it unites) over 
   the honest in-gland ECE of the gland from 0.235 to 0.289 where one temperature left it at
   0.237. One T keeps the argmax, so the label maps seg-predict writes stay the maps the
   cross-validation scored; ``argmax_changed_fraction`` in calibration.json records it (0).
+* The fitted temperature is **applied only where it helped** (``choose_scaling``), decided like
+  postprocessing.json's keep-largest-component: when the honest cross-validated ECE (mean over
+  the scored classes, inside the region when one is set) is not lower after scaling, the frozen
+  temperatures are 1 (identity) and ``fitted_temperatures`` keeps what the fit gave. On the PH2
+  small-data runs NLL scaling raised the in-lesion ECE from about 0.06 to 0.09 (its confidently
+  wrong regions pull T up), so scaling there would have made seg-predict's probabilities worse.
 
 Voxels are **subsampled** with a fixed seed, not histogrammed: per case and stratum (all voxels;
 voxels inside the ``metrics.specificity_region`` reference region) at most ``samples`` voxels are
@@ -37,6 +43,7 @@ Example (2 bins: [0.1, 0.2] and [0.8, 0.9]):
 
 from __future__ import annotations
 
+import math
 import zlib
 from dataclasses import dataclass
 
@@ -262,6 +269,23 @@ def region_metrics(sample: VoxelSample, class_indices: list[int], n_bins: int = 
     }
 
 
+def choose_scaling(metrics: dict, stratum: str) -> dict:
+    """Whether the fitted temperatures are applied: only when they lower the mean (over the scored
+    classes of ``metrics``) cross-validated ECE in ``stratum``; ``identity`` otherwise, also when no
+    honest "after" exists (a single fold)."""
+    blocks = [places[stratum] for places in metrics.values() if stratum in places]
+    before = float(np.mean([b["before"]["ece"] for b in blocks])) if blocks else float("nan")
+    after = float(np.mean([b["after"]["ece"] for b in blocks])) if blocks else float("nan")
+    helps = math.isfinite(after) and math.isfinite(before) and after < before
+    return {
+        "applied": "temperature" if helps else "identity",
+        "stratum": stratum,
+        "mean_ece_before": before,
+        "mean_ece_after": after,
+        "rule": "temperatures applied only when they lower the mean cross-validated ECE of the scored classes",
+    }
+
+
 def calibrate_cross_validation(
     strata: dict[str, dict[str, VoxelSample]],
     folds: dict[str, int],
@@ -276,7 +300,8 @@ def calibrate_cross_validation(
     ``folds``: case -> its validation fold; ``regions``: scored class -> class indices it sums.
     The temperatures are fitted on the ``overall`` samples (the voxels seg-predict will scale:
     it knows no reference region). Each case's "after" probabilities use temperatures fitted on
-    the other folds' cases only; ``temperatures`` (fitted on every case) are the frozen ones.
+    the other folds' cases only; ``fitted_temperatures`` are fitted on every case, and
+    ``temperatures`` (the frozen ones) are those or 1 as ``choose_scaling`` decides.
     Returns the body of ``report/calibration.json``.
     """
     fit_on = strata["overall"]
@@ -287,7 +312,7 @@ def calibrate_cross_validation(
         return fit_temperatures(log_probabilities(pooled.probabilities), pooled.target, pooled.weights, per_class)
 
     all_folds = sorted({folds[c] for c in cases})
-    frozen = fit(cases)
+    fitted = fit(cases)
     # one fold alone has no other folds to fit on: its "after" would not be honest, so it is left undefined
     per_fold = {f: fit([c for c in cases if folds[c] != f]) for f in all_folds} if len(all_folds) > 1 else {}
     results: dict = {}
@@ -304,11 +329,15 @@ def calibrate_cross_validation(
                 "sampled_voxels": int(len(before.target)),
             }
     overall = VoxelSample.concatenate([fit_on[c] for c in cases])
-    changed = np.mean(scale_probabilities(overall.probabilities, frozen).argmax(1) != overall.probabilities.argmax(1))
+    scaling = choose_scaling(results, "region" if "region" in strata else "overall")
+    applied = fitted if scaling["applied"] == "temperature" else np.ones_like(fitted)
+    changed = np.mean(scale_probabilities(overall.probabilities, fitted).argmax(1) != overall.probabilities.argmax(1))
     return {
         "method": METHOD,
         "classes": list(class_names),
-        "temperatures": {name: round(float(t), 6) for name, t in zip(class_names, frozen)},
+        "temperatures": {name: round(float(t), 6) for name, t in zip(class_names, applied)},
+        "fitted_temperatures": {name: round(float(t), 6) for name, t in zip(class_names, fitted)},
+        "scaling": scaling,
         "fold_temperatures": {
             str(f): {n: round(float(t), 6) for n, t in zip(class_names, ts)} for f, ts in per_fold.items()
         },  # fmt: skip

@@ -67,6 +67,17 @@ def freeze_missing(evaluations, results: dict, output: Path) -> list[Path]:
     return written
 
 
+def scaling_sentence(fitted: dict) -> str:
+    """``calibration.json``'s scaling decision in a few words (empty for bodies written before it)."""
+    scaling = fitted.get("scaling")
+    if not scaling:
+        return ""
+    change = f"mean ECE {_fmt(scaling['mean_ece_before'])} -> {_fmt(scaling['mean_ece_after'])}"
+    where = STRATUM_NAMES[scaling["stratum"]]
+    verb = "applied" if scaling["applied"] == "temperature" else "not applied"
+    return f"{verb} ({change}, {where})"
+
+
 def _fmt(value, digits: int = 4) -> str:
     return "n/a" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
 
@@ -138,7 +149,9 @@ def calibration_blocks(evaluations, results: dict) -> list:
                              _fmt(block["after"]["ece"]), _fmt(block["before"]["brier"]), _fmt(block["after"]["brier"]),
                              f"{block['voxels']:.0f}"]))  # fmt: skip
         frozen = results[e.name]["frozen"] or fitted["temperatures"]
-        temperatures.append([e.name, *[f"{frozen[n]:.3f}" for n in fitted["classes"]],
+        fit = fitted.get("fitted_temperatures", fitted["temperatures"])  # absent before the scaling decision
+        temperatures.append([e.name, *[f"{fit[n]:.3f}" for n in fitted["classes"]], scaling_sentence(fitted),
+                             ", ".join(f"{frozen[n]:.3f}" for n in fitted["classes"]),
                              _fmt(fitted["argmax_changed_fraction"], 5),
                              "report/calibration.json" if results[e.name]["frozen"] else "fitted now"])  # fmt: skip
     if not rows:
@@ -148,9 +161,12 @@ def calibration_blocks(evaluations, results: dict) -> list:
     header = ["class", "voxels", "run", "ECE before", "ECE after", "Brier before", "Brier after", "voxels counted"]
     blocks.append(("table", header, [r[3] for r in rows]))
     names = next(results[e.name]["fitted"]["classes"] for e in evaluations if results[e.name]["fitted"])
-    blocks.append(("p", "Temperatures (T > 1 softens over-confident probabilities); 'argmax changed': the share of "
-                        "sampled voxels whose most probable class the temperatures would change."))  # fmt: skip
-    blocks.append(("table", ["run", *[f"T {n}" for n in names], "argmax changed", "source"], temperatures))
+    blocks.append(("p", "Fitted temperatures (T > 1 softens over-confident probabilities); they are frozen for "
+                        "seg-predict only when they lowered the mean cross-validated ECE of the scored classes (inside "
+                        "the region when one is set), else the frozen T is 1; 'argmax changed': the share of sampled "
+                        "voxels whose most probable class the fitted temperatures would change."))  # fmt: skip
+    header = ["run", *[f"fitted T {n}" for n in names], "decision", "frozen T", "argmax changed", "source"]
+    blocks.append(("table", header, temperatures))
     for e in evaluations:
         fitted = results[e.name]["fitted"]
         if fitted is not None:

@@ -172,11 +172,14 @@ def render_calibration(runs: dict) -> list[str]:
     bins = next(iter(calibrated.values()))["n_bins"]
     lines = [f"Calibration of the saved probabilities (ECE with {bins} equal-mass bins and Brier score, each class "
              "against the rest; \"region\": voxels inside the reference `metrics.specificity_region`; \"after\": "
-             "temperature scaling fitted without the case's own fold):", "",
+             "temperature scaling fitted without the case's own fold; T is the temperature fitted on all folds, "
+             "frozen for seg-predict only where it lowered the cross-validated ECE):", "",
              "| run | T | class | voxels | ECE before | ECE after | Brier before | Brier after |",
              "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for name, block in calibrated.items():
         temperature = ", ".join(f"{t:.3f}" for t in block["temperatures"] if t is not None) or "n/a"
+        if block.get("scaling"):  # records made before the scaling decision lack it
+            temperature += " (applied)" if block["scaling"] == "temperature" else " (not applied: frozen T 1)"
         for cls, places in block["metrics"].items():
             for where, m in places.items():
                 cells = [_number(m[when][key]) for key in ("ece", "brier") for when in ("before", "after")]

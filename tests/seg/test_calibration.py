@@ -104,7 +104,28 @@ def test_cross_validation_reports_before_after_and_honest_fold_temperatures():
     assert block["after"]["ece"] < block["before"]["ece"] / 3
     assert set(body["fold_temperatures"]) == {"0", "1"}
     assert body["temperatures"]["lesion"] == pytest.approx(3, rel=0.15)
+    assert body["fitted_temperatures"] == body["temperatures"] and body["scaling"]["applied"] == "temperature"
+    assert body["scaling"]["mean_ece_after"] == pytest.approx(block["after"]["ece"])  # one scored class
     assert body["binning"] == "equal-mass" and body["n_bins"] == 15
+
+
+def test_temperatures_that_raise_the_cross_validated_ece_are_not_applied():
+    # fold 0 is over-confident (true T 3), fold 1 under-confident (true T 1/3): each fold's temperature,
+    # fitted on the other fold, pushes it the wrong way, so the honest ECE rises and T stays 1
+    rng = np.random.default_rng(4)
+    strata, folds = {"overall": {}}, {}
+    for i, true_t in enumerate([3.0, 3.0, 1 / 3, 1 / 3]):
+        logits = rng.normal(0, 2, size=(3000, 2))
+        labels = (rng.uniform(size=3000) < torch.softmax(torch.as_tensor(logits) / true_t, 1).numpy()[:, 1]).astype(int)
+        p = torch.softmax(torch.as_tensor(logits), 1).numpy().astype(np.float32)
+        strata["overall"][f"c{i}"] = VoxelSample(p, labels, np.ones(3000))
+        folds[f"c{i}"] = 0 if true_t > 1 else 1
+    body = calibrate_cross_validation(strata, folds, ("background", "lesion"), {"lesion": [1]})
+    block = body["metrics"]["lesion"]["overall"]
+    assert block["after"]["ece"] > block["before"]["ece"]
+    assert body["scaling"]["applied"] == "identity" and body["scaling"]["stratum"] == "overall"
+    assert body["temperatures"] == {"background": 1.0, "lesion": 1.0}
+    assert body["fitted_temperatures"]["lesion"] != 1.0
 
 
 def test_voxels_outside_the_field_of_view_stay_zero_and_read_as_background():
@@ -126,4 +147,5 @@ def test_a_single_fold_has_no_honest_after():
     )
     block = body["metrics"]["fg"]["overall"]
     assert np.isfinite(block["before"]["ece"]) and np.isnan(block["after"]["ece"])
-    assert body["fold_temperatures"] == {} and body["temperatures"]["fg"] > 0
+    assert body["fold_temperatures"] == {} and body["fitted_temperatures"]["fg"] > 0
+    assert body["temperatures"]["fg"] == 1.0 and body["scaling"]["applied"] == "identity"  # nothing shows it helps
