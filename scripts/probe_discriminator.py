@@ -1,7 +1,7 @@
 """How separable are expert and predicted masks at all? A fresh discriminator on frozen predictions.
 
     python scripts/probe_discriminator.py RUN [--fold K] [--steps N] [--encoding onehot|product|scaled]
-        [--batch-size B] [--lr LR] [--seed S] [--device auto|cpu|cuda]
+        [--batch-size B] [--lr LR] [--seed S] [--harden] [--device auto|cpu|cuda]
 
 Loads fold K's trained segmentor from the run (``checkpoint_last.pt``, or ``checkpoint_best.pt``
 with ``train.select: inner_val``), predicts the fold's training and validation cases once (the
@@ -10,11 +10,15 @@ training transforms without augmentation) and keeps the predictions frozen. A fr
 trained for ``--steps`` Adam steps on the training pairs, expert mask against prediction, with
 the logistic loss; the held-out AUC on the validation pairs says how separable the two are when
 the segmentor does not move. For comparison the run's own last-epoch discriminator is scored on
-the same validation pairs when the checkpoint holds one and the encoding is the run's.
+the same validation pairs when the checkpoint holds one and the encoding is the run's, once as
+trained and once with each prediction hardened to the one-hot mask of its argmax
+(``run_d_val_auc_hard``): a D that only tells soft from hard masks drops to about 0.5 there,
+one that judges the shape does not. ``--harden`` trains and scores the fresh D on hardened
+predictions too: how separable expert and predicted shapes are once softness is no clue.
 
 Prints a few progress lines, then one JSON line last:
 ``{"run", "fold", "encoding", "steps", "train_pairs", "val_pairs", "train_auc", "val_auc",
-"run_d_val_auc", "seconds"}``.
+"run_d_val_auc", "run_d_val_auc_hard", "harden", "seconds"}``.
 """
 
 from __future__ import annotations
@@ -54,6 +58,12 @@ def frozen_pairs(segmentor, dataset, device, batch_size: int = 16) -> dict[str, 
         parts["label"].append(label)
         parts["logits"].append(segmentor(image).float())
     return {k: torch.cat(v) for k, v in parts.items()}
+
+
+def hardened(logits: torch.Tensor) -> torch.Tensor:
+    """Logits whose softmax is exactly the one-hot mask of their argmax (in float32)."""
+    onehot = torch.nn.functional.one_hot(logits.argmax(1), logits.shape[1]).movedim(-1, 1).float()
+    return onehot * 200 - 100  # softmax of (100, -100): exp(-200) underflows to 0
 
 
 def batches(pairs: dict, batch_size: int):
@@ -115,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=None, help="default: the run's train.batch_size")
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--harden", action="store_true", help="train and score the fresh D on argmax masks")
     parser.add_argument("--device", default="auto")
     args = parser.parse_args(argv)
     started = time.perf_counter()
@@ -149,16 +160,18 @@ def main(argv: list[str] | None = None) -> int:
                               input_scale=disc_cfg.input_scale, **disc_cfg.kwargs())  # fmt: skip
         return d.to(device)
 
+    hard = {part: dict(p, logits=hardened(p["logits"])) for part, p in pairs.items()}
+    seen = hard if args.harden else pairs  # what the fresh D trains and is scored on
     seed_everything(args.seed)
     discriminator = fresh(encoding)
-    train_discriminator(discriminator, pairs["train"], args.steps, batch_size, args.lr, args.seed,
+    train_discriminator(discriminator, seen["train"], args.steps, batch_size, args.lr, args.seed,
                         log=lambda text: print(text, file=sys.stderr))  # fmt: skip
     result = {
         "run": str(run.run_dir), "fold": args.fold, "encoding": encoding, "steps": args.steps,
         "train_pairs": int(pairs["train"]["image"].shape[0]), "val_pairs": int(pairs["val"]["image"].shape[0]),
-        "train_auc": score(discriminator, pairs["train"], batch_size),
-        "val_auc": score(discriminator, pairs["val"], batch_size),
-        "run_d_val_auc": None,
+        "train_auc": score(discriminator, seen["train"], batch_size),
+        "val_auc": score(discriminator, seen["val"], batch_size),
+        "run_d_val_auc": None, "run_d_val_auc_hard": None, "harden": args.harden,
     }  # fmt: skip
     state = load_checkpoint(run.run_dir / f"fold_{args.fold}" / "checkpoint_last.pt", map_location=device)
     own = state.get("modules", {}).get("discriminator")
@@ -166,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         run_d = fresh(encoding)
         run_d.load_state_dict(own)
         result["run_d_val_auc"] = score(run_d, pairs["val"], batch_size)
+        result["run_d_val_auc_hard"] = score(run_d, hard["val"], batch_size)
     result["seconds"] = round(time.perf_counter() - started, 1)
     print(json.dumps(result))
     return 0

@@ -25,7 +25,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from adversarial_seg.config import ConfigError, Source, StrictModel, describe_error, read_config_mapping, value_source
 
-VARIANTS = ("vanilla", "dcgan", "cgan", "infogan", "wgan", "wgan_gp", "biggan", "pix2pix")
+VARIANTS = ("vanilla", "dcgan", "cgan", "infogan", "wgan", "wgan_gp", "biggan", "pix2pix", "progressive")
 PAIRED_VARIANTS = ("pix2pix",)  # image-to-image: G maps a source image to a target, no noise
 LOSSES = ("minimax", "non_saturating", "least_squares", "hinge", "wasserstein")
 
@@ -51,6 +51,13 @@ VARIANT_DEFAULTS: dict[str, dict] = {
         "model": {"architecture": "biggan", "channels": 32},
         "loss": {"adversarial": "hinge"},
         "train": {"lr_g": 1e-4, "lr_d": 4e-4, "betas": [0.0, 0.9]},
+    },
+    # Karras et al. 2018: WGAN-GP (lambda 10) with the drift term (1e-3), one critic step per G step,
+    # Adam 1e-3 (0, 0.99) for both
+    "progressive": {
+        "model": {"architecture": "progressive"},
+        "loss": {"adversarial": "wasserstein", "gradient_penalty": 10.0, "drift": 1e-3},
+        "train": {"lr_g": 1e-3, "lr_d": 1e-3, "betas": [0.0, 0.99], "growth": {}},
     },
     # Isola et al. 2017: U-Net G, 70 x 70 PatchGAN D on (source, image), L1 weighted 100, Adam 2e-4 (0.5, 0.999)
     "pix2pix": {
@@ -91,7 +98,8 @@ class DataConfig(StrictModel):
 
 
 class ModelConfig(StrictModel):
-    architecture: Literal["mlp", "dcgan", "biggan", "unet"] = "mlp"  # biggan: its residual G and D; unet: pix2pix
+    # biggan, progressive: those variants' own networks; unet: pix2pix
+    architecture: Literal["mlp", "dcgan", "biggan", "unet", "progressive"] = "mlp"
     z_dim: int = Field(32, ge=1)
     hidden: int = Field(256, ge=1)  # MLP width
     channels: int = Field(32, ge=1)  # DCGAN base width
@@ -112,6 +120,7 @@ class LossConfig(StrictModel):
     info_weight: float = Field(1.0, ge=0)
     w_sup: float = Field(0.0, ge=0)  # the variant's supervised term (pix2pix: L1 to the target)
     w_adv: float = Field(1.0, ge=0)  # 0: no adversarial term, no D updates (pix2pix's L1-only baseline)
+    drift: float = Field(0.0, ge=0)  # progressive: weight of E[D(real)^2] in the critic's loss (Karras et al.)
 
 
 class LRSchedule(StrictModel):
@@ -133,6 +142,21 @@ class LRSchedule(StrictModel):
         return self
 
 
+class GrowthConfig(StrictModel):
+    """The resolution schedule of progressive growing, in training images (G updates x batch size):
+    ``start_size`` trains for ``stable_images``, then each doubling fades in over ``fade_images``
+    and trains ``stable_images`` more; the final size (``data.size``) trains until ``train.epochs``.
+    ``start_size`` equal to ``data.size`` is the same networks trained at full resolution throughout.
+
+    >>> gan_config_from_mapping({"variant": "progressive", "train": {"growth": {"start_size": 4}}}).train.growth
+    GrowthConfig(start_size=4, fade_images=6000, stable_images=6000)
+    """
+
+    start_size: Literal[4, 8, 16, 32, 64] = 4
+    fade_images: int = Field(6000, ge=0)
+    stable_images: int = Field(6000, ge=1)
+
+
 class TrainConfig(StrictModel):
     epochs: int = Field(20, ge=1)
     batch_size: int = Field(64, ge=2)
@@ -145,6 +169,7 @@ class TrainConfig(StrictModel):
     grad_clip: float | None = Field(None, gt=0)
     amp: bool = False
     lr_schedule: LRSchedule | None = None  # none: constant learning rates
+    growth: GrowthConfig | None = None  # progressive: the resolution schedule
 
 
 class EvalConfig(StrictModel):
@@ -158,7 +183,9 @@ class EvalConfig(StrictModel):
 
 
 class GANConfig(StrictModel):
-    variant: Literal["vanilla", "dcgan", "cgan", "infogan", "wgan", "wgan_gp", "biggan", "pix2pix"] = "vanilla"
+    variant: Literal["vanilla", "dcgan", "cgan", "infogan", "wgan", "wgan_gp", "biggan", "pix2pix", "progressive"] = (
+        "vanilla"
+    )
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     loss: LossConfig = Field(default_factory=LossConfig)
@@ -194,6 +221,25 @@ class GANConfig(StrictModel):
             raise ValueError("model.architecture biggan is the biggan variant's networks, and that variant needs it")
         if self.variant == "biggan" and self.data.dataset != "digits":
             raise ValueError("variant biggan needs labelled images; use data.dataset: digits")
+        progressive = self.variant == "progressive"
+        if progressive != (self.model.architecture == "progressive"):
+            raise ValueError(
+                "model.architecture progressive is the progressive variant's networks, and that variant needs it"
+            )
+        if progressive and self.data.dataset != "digits":
+            raise ValueError("variant progressive needs images; use data.dataset: digits")
+        if progressive != (self.train.growth is not None):
+            raise ValueError(
+                "train.growth is the progressive variant's resolution schedule: give it for that variant "
+                "(e.g. {start_size: 4, fade_images: 6000, stable_images: 6000}) and only for it"
+            )
+        if progressive and self.train.growth.start_size > self.data.size:
+            raise ValueError(
+                f"train.growth.start_size {self.train.growth.start_size} is above data.size {self.data.size}; "
+                "give a start size at most the image size"
+            )
+        if self.loss.drift > 0 and not progressive:
+            raise ValueError(f"loss.drift is the progressive variant's critic term; variant {self.variant} has none")
         if self.variant == "infogan" and self.model.categorical + self.model.continuous == 0:
             raise ValueError("variant infogan needs model.categorical or model.continuous > 0")
         if self.loss.gradient_penalty > 0 and self.model.norm == "batch" and self.model.architecture == "dcgan":
@@ -219,6 +265,8 @@ LATER_KEYS = {
     ("data", "ph2"): {"root": "../shared/data/ph2", "size": [96, 128]},
     ("model", "ema_decay"): 0.999,
     ("eval", "truncation"): None,
+    ("train", "growth"): None,
+    ("loss", "drift"): 0.0,
 }
 
 

@@ -89,7 +89,7 @@ class FoldRunner:
         self.data_plan = data_plan
         self.labels = data_plan.labels
         self.device = device
-        self.precision = Precision.for_device(device, self.config.train.amp)
+        self.precision = Precision.for_device(device, self.config.train.amp, self.config.train.cpu_bf16)
         self.progress = progress
         self.print = print_fn
 

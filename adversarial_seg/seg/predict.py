@@ -265,7 +265,7 @@ class BatchPredictor:
         self.last_uncertainty_row: dict = {}  # predict_case's, for run_batch
         # calibration.json's temperatures scale the written probabilities; label maps stay the raw argmax
         self.temperatures = temperature_vector(run.calibration, self.plan.labels.names) if run.calibration else None
-        self.precision = Precision.for_device(device, run.config.train.amp)
+        self.precision = Precision.for_device(device, run.config.train.amp, run.config.train.cpu_bf16)
 
     def outputs(self, case: CaseFiles) -> list[Path]:
         label = self.output / f"{case.case_id}{output_suffix(case.paths[0])}"

@@ -164,7 +164,32 @@ def test_probe_script_trains_a_fresh_discriminator_on_frozen_predictions(study):
     own = subprocess.run([sys.executable, str(script), str(study / "hybrid"), "--steps", "5"],
                          capture_output=True, text=True, timeout=300)  # fmt: skip
     assert own.returncode == 0, own.stderr
-    assert 0 <= json.loads(own.stdout.strip().splitlines()[-1])["run_d_val_auc"] <= 1
+    own_result = json.loads(own.stdout.strip().splitlines()[-1])
+    assert 0 <= own_result["run_d_val_auc"] <= 1 and 0 <= own_result["run_d_val_auc_hard"] <= 1
+    assert own_result["harden"] is False
+    hard = subprocess.run([sys.executable, str(script), str(study / "hybrid"), "--steps", "5", "--harden"],
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert hard.returncode == 0, hard.stderr
+    hard_result = json.loads(hard.stdout.strip().splitlines()[-1])
+    # The run's own D scores the same soft and hardened predictions whether or not the fresh D is hardened.
+    assert hard_result["harden"] is True and hard_result["run_d_val_auc"] == own_result["run_d_val_auc"]
+    assert hard_result["run_d_val_auc_hard"] == own_result["run_d_val_auc_hard"]
     bad = subprocess.run([sys.executable, str(script), str(study / "hybrid"), "--fold", "7"],
                          capture_output=True, text=True, timeout=300)  # fmt: skip
     assert bad.returncode == 2 and "--fold 7" in bad.stderr
+
+
+def test_hardened_logits_give_the_exact_one_hot_mask_of_their_argmax():
+    import importlib.util
+    from pathlib import Path
+
+    import torch
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "probe_discriminator.py"
+    spec = importlib.util.spec_from_file_location("probe_discriminator", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    logits = torch.tensor([[[[2.0, -1.0]], [[1.5, 0.3]], [[0.0, 0.2]]]])  # (1, 3 classes, 1, 2 pixels)
+    mask = torch.softmax(module.hardened(logits), dim=1)
+    expected = torch.tensor([[[[1.0, 0.0]], [[0.0, 1.0]], [[0.0, 0.0]]]])  # argmax: class 0, class 1
+    assert torch.equal(mask, expected)

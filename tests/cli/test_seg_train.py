@@ -346,3 +346,18 @@ def test_jobs_train_folds_side_by_side_with_the_results_of_one_process(tmp_path,
     assert json.loads((two / "report" / "summary.json").read_text())["complete"]
     assert (two / "report" / "report.md").is_file() or (two / "report" / "report.html").is_file()
     assert main(["--config", str(config), "--output", str(two), "--jobs", "2", "--fold", "0"]) == 2
+
+
+def test_cpu_bf16_trains_under_bfloat16_autocast(tmp_path, phantom_root):
+    """train.cpu_bf16 (with train.amp) runs the CPU fold under bfloat16 autocast: it trains to finite
+    losses and ends with other weights than the same fold in float32."""
+    weights = {}
+    for name, bf16 in (("fp32", False), ("bf16", True)):
+        config = write_config(tmp_path / f"{name}.yaml", phantom_root, scheme="ce",
+                              train={"epochs": 1, "batch_size": 8, "cpu_bf16": bf16})  # fmt: skip
+        run = tmp_path / name
+        assert main(["--config", str(config), "--output", str(run), "--fold", "0", "--no-progress"]) == 0
+        (row,) = read_csv(run / "fold_0" / "log.csv")
+        assert math.isfinite(float(row["loss_sup"]))
+        weights[name] = load_checkpoint(run / "fold_0" / "checkpoint_last.pt")["modules"]["segmentor"]
+    assert any(not torch.equal(weights["fp32"][k], weights["bf16"][k]) for k in weights["fp32"])

@@ -18,7 +18,7 @@ import torch
 from adversarial_seg.gan.step import AdversarialStep, StepConfig
 from adversarial_seg.runtime import Precision, to_device
 
-VARIANT_MODULES = ("vanilla", "dcgan", "cgan", "infogan", "wgan", "wgan_gp", "biggan", "pix2pix")
+VARIANT_MODULES = ("vanilla", "dcgan", "cgan", "infogan", "wgan", "wgan_gp", "biggan", "pix2pix", "progressive")
 
 
 def build_task(config, data_shape: tuple[int, ...], num_classes: int):

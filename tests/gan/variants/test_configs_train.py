@@ -17,7 +17,7 @@ CONFIGS = sorted((REPO / "configs" / "gan").glob("*.yaml"))
 
 def test_every_variant_has_a_config():
     variants = {gan_config_from_mapping(read_config_mapping(p)).variant for p in CONFIGS}
-    assert variants == {"vanilla", "dcgan", "cgan", "infogan", "wgan", "wgan_gp", "biggan", "pix2pix"}
+    assert variants == {"vanilla", "dcgan", "cgan", "infogan", "wgan", "wgan_gp", "biggan", "pix2pix", "progressive"}
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
