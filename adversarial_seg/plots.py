@@ -42,6 +42,8 @@ TRAINING_PANELS: Panels = (
     # D's outputs (near 0..1) and the gradient ratio (often 3..5) on one axis would flatten D's curves
     ("discriminator outputs", lambda k: k in ("d_real", "d_fake")),
     ("adversarial / supervised gradient", lambda k: k == "grad_ratio_adv_sup"),
+    # +1: D pushes the output the way the expert labels do; 0: in an unrelated direction
+    ("cosine, adversarial vs supervised gradient", lambda k: k == "grad_cos_adv_sup"),
     # the probe: 0.5 = D cannot tell expert from predicted masks on held-out pairs
     ("discriminator AUC (held out)", lambda k: k == "d_auc"),
     ("validation", lambda k: k.startswith("val_")),

@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from adversarial_seg import distributed
@@ -97,7 +98,9 @@ class AdversarialStep:
 
     Returns a dict of detached scalar tensors (no host sync per step): loss terms, ``d_real`` /
     ``d_fake`` (mean D output, a probability for the logistic losses, the raw critic value
-    otherwise) and ``grad_ratio_adv_sup``.
+    otherwise), ``grad_ratio_adv_sup`` and ``grad_cos_adv_sup`` (the cosine between the adversarial
+    and the supervised gradient at G's output, wherever the task has both terms; with ``w_sup`` 0
+    the supervised direction is computed for it alone).
     """
 
     def __init__(
@@ -199,9 +202,20 @@ class AdversarialStep:
                 extra = task.extra_generator_losses(batch, out_adv)
                 terms.update(extra)
                 total = total + sum(extra.values(), torch.zeros((), device=total.device))
+        sup_direction = None
+        if supervised is not None and self.adversarial_on and cfg.w_sup == 0:
+            # No supervised gradient reaches G (the adversarial scheme); take its direction anyway,
+            # for the cosine below. The loss graph is that of the loss on G's output alone: cheap.
+            (sup_direction,) = torch.autograd.grad(terms["loss_sup"], out_sup, retain_graph=True)
         self.scaler_g.scale(total).backward()
         grad_sup = out_sup.grad if out_sup.grad is not None else torch.zeros_like(out_sup)
         grad_adv = out_adv.grad if out_adv.grad is not None else torch.zeros_like(out_adv)
+        if supervised is not None and self.adversarial_on:
+            # Does D push G's output the way the expert labels do? +1: the same way, 0: unrelated.
+            direction = grad_sup if sup_direction is None else sup_direction
+            terms["grad_cos_adv_sup"] = F.cosine_similarity(
+                grad_adv.float().flatten(), direction.float().flatten(), dim=0, eps=1e-20
+            )
         ratio = None
         if supervised is not None and self.adversarial_on and cfg.w_sup > 0:  # undefined without both terms
             ratio = grad_adv.float().norm() / grad_sup.float().norm()

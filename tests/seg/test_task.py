@@ -52,6 +52,7 @@ def test_adversarial_gradient_reaches_the_segmentor(batch):
     assert not states_equal(s_before, clone_state(step.task.generator))  # weights move
     assert float(terms["loss_g"]) == pytest.approx(float(terms["loss_adv"]))
     assert "grad_ratio_adv_sup" not in terms  # undefined without a supervised term
+    assert -1 <= float(terms["grad_cos_adv_sup"]) <= 1  # the supervised direction is still measured
 
 
 def test_hybrid_loss_is_weighted_sum_and_gradient_ratio_is_logged(batch):
@@ -73,6 +74,21 @@ def test_gradient_ratio_matches_separate_autograd_grads(batch):
     (g_adv,) = torch.autograd.grad(adv, out)
     terms = step.generator_step(batch, task.generate(batch))
     assert float(terms["grad_ratio_adv_sup"]) == pytest.approx(float(g_adv.norm() / g_sup.norm()), rel=1e-4)
+    cosine = float((g_adv * g_sup).sum() / (g_adv.norm() * g_sup.norm()))
+    assert float(terms["grad_cos_adv_sup"]) == pytest.approx(cosine, rel=1e-4, abs=1e-6)
+
+
+def test_gradient_cosine_of_the_adversarial_scheme_uses_the_unweighted_supervised_direction(batch):
+    """With w_sup 0 no supervised gradient reaches G, yet the cosine is that of the adversarial
+    gradient with the gradient the supervised loss would give."""
+    step = make_step("adversarial")
+    task = step.task
+    out = task.generate(batch)
+    (g_sup,) = torch.autograd.grad(task.supervised_loss(batch, out), out, retain_graph=True)
+    (g_adv,) = torch.autograd.grad(step.g_loss(task.discriminate(batch, task.fake_sample(batch, out))), out)
+    terms = step.generator_step(batch, task.generate(batch))
+    cosine = float((g_adv * g_sup).sum() / (g_adv.norm() * g_sup.norm()))
+    assert float(terms["grad_cos_adv_sup"]) == pytest.approx(cosine, rel=1e-4, abs=1e-6)
 
 
 def test_max_adv_grad_ratio_scales_the_adversarial_gradient_down_to_the_cap(batch):
