@@ -74,6 +74,13 @@ def prepare(args: argparse.Namespace):
             f"--resume: the config differs from the one {run_dir}/config.yaml was trained with "
             "(only train.epochs may change); pass the same --config and --set values"
         )
+    if config.loss.content_weight > 0:  # srgan's content network: a seg-train run, read before anything is written
+        from adversarial_seg.gan.variants.srgan import content_network
+
+        try:
+            content_network(config.loss.content_run, config.loss.content_fold, config.loss.content_depth)
+        except InputError as exc:
+            raise ConfigError(f"loss.content_run: {exc}") from None
     if config.data.dataset == "digits":
         from adversarial_seg.gan.metrics import load_digits_classifier
 

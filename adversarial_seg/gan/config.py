@@ -25,8 +25,8 @@ from pydantic import Field, ValidationError, model_validator
 
 from adversarial_seg.config import ConfigError, Source, StrictModel, describe_error, read_config_mapping, value_source
 
-VARIANTS = ("vanilla", "dcgan", "cgan", "infogan", "wgan", "wgan_gp", "biggan", "pix2pix", "progressive")
-PAIRED_VARIANTS = ("pix2pix",)  # image-to-image: G maps a source image to a target, no noise
+VARIANTS = ("vanilla", "dcgan", "cgan", "infogan", "wgan", "wgan_gp", "biggan", "pix2pix", "progressive", "srgan")
+PAIRED_VARIANTS = ("pix2pix", "srgan")  # image-to-image: G maps a source image to a target, no noise
 LOSSES = ("minimax", "non_saturating", "least_squares", "hinge", "wasserstein")
 
 # What each variant changes unless the config says otherwise (the papers' settings).
@@ -51,6 +51,13 @@ VARIANT_DEFAULTS: dict[str, dict] = {
         "model": {"architecture": "biggan", "channels": 32},
         "loss": {"adversarial": "hinge"},
         "train": {"lr_g": 1e-4, "lr_d": 4e-4, "betas": [0.0, 0.9]},
+    },
+    # Ledig et al. 2017: pixel (+ content) loss with the adversarial term at 1e-3, Adam 1e-4 (0.9, 0.999)
+    "srgan": {
+        "data": {"dataset": "ph2"},
+        "model": {"architecture": "srresnet", "channels": 32},
+        "loss": {"w_sup": 1.0, "w_adv": 1e-3},
+        "train": {"lr_g": 1e-4, "lr_d": 1e-4, "betas": [0.9, 0.999], "batch_size": 8},
     },
     # Karras et al. 2018: WGAN-GP (lambda 10) with the drift term (1e-3), one critic step per G step,
     # Adam 1e-3 (0, 0.99) for both
@@ -81,6 +88,7 @@ class PH2Config(StrictModel):
 
     root: str = "../shared/data/ph2"
     size: tuple[int, int] = (96, 128)  # rows, columns: PH2's 3:4 shape
+    scale: Literal[2, 4] = 4  # srgan: the source is the image downsampled this many times
 
     @model_validator(mode="after")
     def _divisible(self):
@@ -98,8 +106,8 @@ class DataConfig(StrictModel):
 
 
 class ModelConfig(StrictModel):
-    # biggan, progressive: those variants' own networks; unet: pix2pix
-    architecture: Literal["mlp", "dcgan", "biggan", "unet", "progressive"] = "mlp"
+    # biggan, progressive: those variants' own networks; unet: pix2pix; srresnet: srgan
+    architecture: Literal["mlp", "dcgan", "biggan", "unet", "progressive", "srresnet"] = "mlp"
     z_dim: int = Field(32, ge=1)
     hidden: int = Field(256, ge=1)  # MLP width
     channels: int = Field(32, ge=1)  # DCGAN base width
@@ -109,6 +117,7 @@ class ModelConfig(StrictModel):
     categorical: int = Field(10, ge=0)  # InfoGAN categorical code size
     continuous: int = Field(2, ge=0)  # InfoGAN continuous codes
     ema_decay: float = Field(0.999, ge=0, lt=1)  # BigGAN: decay of the moving average of G's weights
+    residual_blocks: int = Field(8, ge=1)  # srgan: residual blocks of G (the paper: 16 at width 64)
 
 
 class LossConfig(StrictModel):
@@ -121,6 +130,11 @@ class LossConfig(StrictModel):
     w_sup: float = Field(0.0, ge=0)  # the variant's supervised term (pix2pix: L1 to the target)
     w_adv: float = Field(1.0, ge=0)  # 0: no adversarial term, no D updates (pix2pix's L1-only baseline)
     drift: float = Field(0.0, ge=0)  # progressive: weight of E[D(real)^2] in the critic's loss (Karras et al.)
+    # srgan: MSE between features of a seg-train run's segmentor encoder (fold, first blocks)
+    content_weight: float = Field(0.0, ge=0)
+    content_run: str | None = None
+    content_fold: int = Field(0, ge=0)
+    content_depth: int = Field(2, ge=1)
 
 
 class LRSchedule(StrictModel):
@@ -183,9 +197,9 @@ class EvalConfig(StrictModel):
 
 
 class GANConfig(StrictModel):
-    variant: Literal["vanilla", "dcgan", "cgan", "infogan", "wgan", "wgan_gp", "biggan", "pix2pix", "progressive"] = (
-        "vanilla"
-    )
+    variant: Literal[
+        "vanilla", "dcgan", "cgan", "infogan", "wgan", "wgan_gp", "biggan", "pix2pix", "progressive", "srgan"
+    ] = "vanilla"
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     loss: LossConfig = Field(default_factory=LossConfig)
@@ -208,11 +222,18 @@ class GANConfig(StrictModel):
         paired = self.variant in PAIRED_VARIANTS
         if paired != (self.data.dataset == "ph2"):
             raise ValueError(
-                f"variant {self.variant} with data.dataset {self.data.dataset}: pix2pix needs paired data "
-                "(data.dataset: ph2) and PH2 pairs are for pix2pix only"
+                f"variant {self.variant} with data.dataset {self.data.dataset}: pix2pix and srgan need paired "
+                "data (data.dataset: ph2) and PH2 pairs are for them only"
             )
-        if paired != (self.model.architecture == "unet"):
+        if (self.variant == "pix2pix") != (self.model.architecture == "unet"):
             raise ValueError("model.architecture unet is pix2pix's generator, and pix2pix needs it")
+        if (self.variant == "srgan") != (self.model.architecture == "srresnet"):
+            raise ValueError("model.architecture srresnet is srgan's generator, and srgan needs it")
+        if self.loss.content_weight > 0 and (self.variant != "srgan" or not self.loss.content_run):
+            raise ValueError(
+                "loss.content_weight > 0 is srgan's content loss and needs loss.content_run: a seg-train run "
+                "directory whose segmentor gives the features (e.g. runs/ph2/ce)"
+            )
         if self.loss.w_sup > 0 and not paired:
             raise ValueError(f"loss.w_sup: variant {self.variant} has no supervised term; leave it at 0")
         if self.loss.w_adv == 0 and self.loss.w_sup == 0:
@@ -257,7 +278,7 @@ class GANConfig(StrictModel):
         return config_digest(self.model_dump(mode="json"))
 
 
-# (section, key) -> the default it is left out of the hash at (see ``GANConfig.digest``).
+# (section, ..., key) -> the default it is left out of the hash at (see ``GANConfig.digest``).
 LATER_KEYS = {
     ("train", "lr_schedule"): None,
     ("loss", "w_sup"): 0.0,
@@ -267,15 +288,25 @@ LATER_KEYS = {
     ("eval", "truncation"): None,
     ("train", "growth"): None,
     ("loss", "drift"): 0.0,
+    ("data", "ph2", "scale"): 4,
+    ("model", "residual_blocks"): 8,
+    ("loss", "content_weight"): 0.0,
+    ("loss", "content_run"): None,
+    ("loss", "content_fold"): 0,
+    ("loss", "content_depth"): 2,
 }
 
 
 def config_digest(body: dict) -> str:
     """``GANConfig.digest`` of a dumped config (``model_dump(mode="json")``), which may be edited first."""
-    body = {section: dict(value) if isinstance(value, dict) else value for section, value in body.items()}
-    for (section, key), default in LATER_KEYS.items():
-        if section in body and key in body[section] and body[section][key] == default:
-            del body[section][key]
+    body = json.loads(json.dumps(body))  # a deep copy to edit
+    for path, default in sorted(LATER_KEYS.items(), key=lambda item: -len(item[0])):  # the deepest first
+        *parents, key = path
+        parent = body
+        for name in parents:
+            parent = parent.get(name) if isinstance(parent, dict) else None
+        if isinstance(parent, dict) and key in parent and parent[key] == default:
+            del parent[key]
     text = json.dumps(body, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 

@@ -83,12 +83,19 @@ def stored_resume_hash(run_dir: Path) -> str | None:
 # --------------------------------------------------------------------------- data
 def load_data(config: GANConfig) -> dict:
     """``{"splits": {name: (x, y)}, "shape": per-sample shape, "classes": K, "images": bool}``; for
-    PH2 pairs x is the image, y the mask (the source) and ``"cases"`` holds each split's case ids."""
+    PH2 pairs x is the image, y the source (the mask; for srgan the downsampled image) and
+    ``"cases"`` holds each split's case ids."""
     if config.data.dataset == "ph2":
         from adversarial_seg.gan.paired_data import ph2_pairs
 
         pairs = ph2_pairs(config.data.ph2.root, config.data.ph2.size, config.data.split_seed)
         splits = {name: (images, masks) for name, (images, masks, _) in pairs.items()}
+        if config.variant == "srgan":  # the source is the image itself, downsampled
+            from adversarial_seg.gan.paired_data import low_resolution
+
+            splits = {
+                name: (images, low_resolution(images, config.data.ph2.scale)) for name, (images, _) in splits.items()
+            }
         return {"splits": splits, "shape": tuple(splits["train"][0].shape[1:]), "classes": 0, "images": True,
                 "cases": {name: cases for name, (_, _, cases) in pairs.items()}}  # fmt: skip
     if config.data.dataset == "digits":
@@ -319,7 +326,9 @@ def train_gan(
         "metrics": final,
         "reference": reference,
         "reference_note": (
-            "none for paired data: a target scored against itself is perfect"
+            "bicubic upsampling of the test split's low-resolution sources, scored like G's images"
+            if config.variant == "srgan"
+            else "none for paired data: a target scored against itself is perfect"
             if config.variant in PAIRED_VARIANTS
             else "held-out real data: the validation split scored like a sample against the test split; "
             "Parzen windows centred on the training split"

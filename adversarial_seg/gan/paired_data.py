@@ -1,4 +1,5 @@
-"""Paired data for image-to-image GANs: PH2 lesion masks and their dermoscopy images.
+"""Paired data for image-to-image GANs: PH2 lesion masks and their dermoscopy images (pix2pix),
+or the images and their downsampled copies (srgan, ``low_resolution``).
 
 The cases are read from ``data.ph2.root`` as PH2 lays them out (``cases.csv`` with ``case`` and
 ``diagnosis`` columns, ``images/<case>.png`` RGB, ``masks/<case>.png`` 0 / 255; read here with PIL
@@ -98,6 +99,16 @@ def _ph2_pairs(root: str, size: tuple[int, int], split_seed: int) -> dict:
         idx = torch.tensor([position[c] for c in chosen])
         out[name] = (images_t[idx], masks_t[idx], chosen)
     return out
+
+
+def low_resolution(images: Tensor, scale: int) -> Tensor:
+    """Images downsampled ``scale`` times (bicubic with anti-aliasing), srgan's source, in [-1, 1].
+
+    >>> tuple(low_resolution(torch.zeros(2, 3, 96, 128), 4).shape)
+    (2, 3, 24, 32)
+    """
+    size = (images.shape[-2] // scale, images.shape[-1] // scale)
+    return F.interpolate(images, size=size, mode="bicubic", antialias=True, align_corners=False).clamp(-1, 1)
 
 
 def ph2_pairs(root: str | Path, size=(96, 128), split_seed: int = 0) -> dict[str, tuple[Tensor, Tensor, list[str]]]:

@@ -74,6 +74,11 @@ class AdversarialTask:
         """Every module whose state a checkpoint must hold (extra heads included)."""
         return {"generator": self.generator, "discriminator": self.discriminator}
 
+    def auxiliary_modules(self) -> dict[str, nn.Module]:
+        """Frozen networks the losses use but a checkpoint does not hold (srgan's content network);
+        moved to the device with the others."""
+        return {}
+
     def generator_parameters(self):
         """Parameters the G optimiser updates (InfoGAN adds its Q head here)."""
         return self.generator.parameters()

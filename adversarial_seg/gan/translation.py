@@ -1,4 +1,4 @@
-"""Evaluation of image-to-image variants (pix2pix): G's images for held-out sources against their
+"""Evaluation of image-to-image variants (pix2pix, srgan): G's images for held-out sources against their
 targets, per epoch on the validation split and at the end on the test split.
 
 Metrics on intensities mapped from [-1, 1] to [0, 1]: ``l1`` (mean absolute difference),
@@ -61,11 +61,22 @@ class TranslationEvaluator:
         return self.split_metrics(task, "test")
 
     def reference(self) -> dict[str, float]:
-        """No real-data reference: a target scored against itself is perfect by definition."""
-        return {}
+        """srgan: bicubic upsampling of the test sources, the baseline G must beat. Otherwise none:
+        a target scored against itself is perfect by definition."""
+        if self.config.variant != "srgan":
+            return {}
+        from adversarial_seg.gan.variants.srgan import bicubic
+
+        targets, sources = self.data["splits"]["test"]
+        return translation_metrics(bicubic(sources, self.config.data.ph2.scale).clamp(-1, 1), targets)
 
     def save_samples(self, task, path: Path, title: str) -> None:
         n = self.config.eval.grid
         targets, sources = (t[:n] for t in self.data["splits"]["val"])
         columns = {"source": sources, "generated": task.translate(sources).cpu(), "target": targets}
+        if self.config.variant == "srgan":  # the baseline beside G's image
+            from adversarial_seg.gan.variants.srgan import bicubic
+
+            upsampled = bicubic(sources, self.config.data.ph2.scale).clamp(-1, 1)
+            columns = {"source": sources, "bicubic": upsampled, **{k: columns[k] for k in ("generated", "target")}}
         save_translation_panel(columns, path, title, row_labels=self.data["cases"]["val"][:n])

@@ -18,7 +18,18 @@ import torch
 from adversarial_seg.gan.step import AdversarialStep, StepConfig
 from adversarial_seg.runtime import Precision, to_device
 
-VARIANT_MODULES = ("vanilla", "dcgan", "cgan", "infogan", "wgan", "wgan_gp", "biggan", "pix2pix", "progressive")
+VARIANT_MODULES = (
+    "vanilla",
+    "dcgan",
+    "cgan",
+    "infogan",
+    "wgan",
+    "wgan_gp",
+    "biggan",
+    "pix2pix",
+    "progressive",
+    "srgan",
+)
 
 
 def build_task(config, data_shape: tuple[int, ...], num_classes: int):
@@ -58,7 +69,7 @@ def build_lr_schedulers(schedule, step: AdversarialStep) -> dict:
 def build_gan_step(config, data_shape, num_classes: int, device: torch.device, precision: Precision) -> AdversarialStep:
     """Task, optimisers (separate learning rates for G and D) and the core step, on ``device``."""
     task = build_task(config, data_shape, num_classes)
-    for module in task.modules().values():
+    for module in [*task.modules().values(), *task.auxiliary_modules().values()]:
         to_device(module, device)
     train = config.train
     optimizer_g = make_optimizer(train.optimizer, list(task.generator_parameters()), train.lr_g, train)

@@ -67,7 +67,7 @@ def test_the_l1_baseline_never_updates_the_discriminator():
 
 
 def test_pix2pix_and_paired_data_go_together():
-    with pytest.raises(ConfigError, match="pix2pix needs paired data"):
+    with pytest.raises(ConfigError, match="pix2pix and srgan need paired data"):
         gan_config_from_mapping({"variant": "pix2pix", "data": {"dataset": "digits"}})
     with pytest.raises(ConfigError, match="loss.w_sup"):
         gan_config_from_mapping({"variant": "dcgan", "loss": {"w_sup": 1.0}})

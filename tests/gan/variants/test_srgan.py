@@ -1,0 +1,144 @@
+"""SRGAN: the generator's long skip and x4 shape, the pixel and content terms by hand, the
+segmentor encoder it takes its features from, the bicubic reference, and gan-train end to end on a
+tiny PH2-like folder with a content network from a tiny seg-train run, resuming exactly."""
+
+import json
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+import yaml
+from monai.networks.nets import UNet
+
+from adversarial_seg.cli.gan_train import main
+from adversarial_seg.cli.seg_train import main as seg_train
+from adversarial_seg.config import ConfigError
+from adversarial_seg.errors import InputError
+from adversarial_seg.gan.config import gan_config_from_mapping
+from adversarial_seg.gan.paired_data import low_resolution
+from adversarial_seg.gan.variants.srgan import SRGANTask, SRResNet, bicubic, unet_encoder, z_scored
+
+from ...data.conftest import ph2_like  # noqa: F401  (the fixture)
+
+
+def test_generator_upsamples_four_times_and_starts_from_bicubic():
+    torch.manual_seed(0)
+    g = SRResNet(channels=3, width=8, blocks=2, scale=4)
+    low = torch.rand(2, 3, 6, 8) * 2 - 1
+    assert g(low).shape == (2, 3, 24, 32)
+    torch.nn.init.zeros_(g.tail.weight)
+    torch.nn.init.zeros_(g.tail.bias)
+    assert torch.allclose(g(low), F.interpolate(low, scale_factor=4, mode="bicubic", align_corners=False))
+
+
+def test_low_resolution_source_averages_a_constant_to_itself():
+    images = torch.full((1, 3, 16, 16), 0.25)
+    assert torch.allclose(low_resolution(images, 4), torch.full((1, 3, 4, 4), 0.25))
+
+
+def test_z_score_by_hand():
+    x = torch.tensor([1.0, 2.0, 3.0, 4.0]).view(1, 1, 2, 2)  # mean 2.5, population std sqrt(1.25)
+    expected = (torch.tensor([1.0, 2.0, 3.0, 4.0]) - 2.5) / math.sqrt(1.25)
+    assert torch.allclose(z_scored(x).flatten(), expected)
+
+
+def test_supervised_term_is_pixel_mse_plus_weighted_content_mse():
+    target = torch.zeros(1, 3, 2, 2)
+    target[0, :, 0, 0] = 1.0  # z-scored: one pixel sqrt(3), the others -1/sqrt(3)
+    generated = torch.zeros(1, 3, 2, 2)
+    generated[0, :, 1, 1] = 1.0
+    plain = SRGANTask(torch.nn.Identity(), torch.nn.Identity())
+    assert float(plain.supervised_loss({"real": target}, generated)) == pytest.approx(0.5)  # (1 + 1) / 4
+    content = SRGANTask(torch.nn.Identity(), torch.nn.Identity(), content=torch.nn.Identity(), content_weight=0.1)
+    # identity features: z-scored images differ by sqrt(3) + 1/sqrt(3) at two of four pixels
+    content_mse = 2 * (math.sqrt(3) + 1 / math.sqrt(3)) ** 2 / 4
+    loss = float(content.supervised_loss({"real": target}, generated))
+    assert loss == pytest.approx(0.5 + 0.1 * content_mse, rel=1e-5)
+    # an image and its brighter, higher-contrast copy have the same z-scores: no content loss
+    assert float(content.content_loss(2 * target + 1, target)) == pytest.approx(0.0, abs=1e-10)
+
+
+def test_unet_encoder_takes_the_first_down_blocks():
+    torch.manual_seed(0)
+    unet = UNet(spatial_dims=2, in_channels=3, out_channels=2, channels=(4, 8, 16), strides=(2, 2))
+    encoder = unet_encoder(unet, 2)
+    x = torch.randn(1, 3, 16, 16)
+    expected = unet.model[1].submodule[0](unet.model[0](x))
+    assert torch.equal(encoder(x), expected) and expected.shape == (1, 8, 4, 4)
+    with pytest.raises(InputError, match="content_depth 5"):
+        unet_encoder(unet, 5)
+
+
+def test_content_loss_belongs_to_srgan_with_a_run():
+    with pytest.raises(ConfigError, match="loss.content_run"):
+        gan_config_from_mapping({"variant": "srgan", "loss": {"content_weight": 0.1}})
+    with pytest.raises(ConfigError, match="srresnet is srgan's generator"):
+        gan_config_from_mapping({"variant": "srgan", "model": {"architecture": "dcgan"}})
+
+
+def content_run(root, base):
+    """A tiny seg-train run on the PH2-like folder (2 folds, 1 epoch): the content network."""
+    config = {
+        "data": {"root": str(root), "layout": "folder", "labels": {"background": 0, "lesion": 255},
+                 "size": [32, 32]},
+        "model": {"segmentor": {"name": "UNet", "channels": [4, 8, 16], "strides": [2, 2], "num_res_units": 0}},
+        "scheme": "ce", "train": {"epochs": 1, "batch_size": 2}, "cv": {"folds": 2},
+    }  # fmt: skip
+    path = base / "seg.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert seg_train(["--config", str(path), "--output", str(base / "seg"), "--no-progress"]) == 0
+    return base / "seg"
+
+
+def tiny_args(root, run, *extra, epochs=1):
+    return ["--config", "configs/gan/srgan.yaml", "--output", str(run), "--no-progress", "--threads", "1",
+            "--set", f"data.ph2.root={root}", "--set", "data.ph2.size=[32, 32]", "--set", "model.channels=4",
+            "--set", "model.residual_blocks=1", "--set", "train.batch_size=2", "--set", f"train.epochs={epochs}",
+            "--set", "eval.grid=2", *extra]  # fmt: skip
+
+
+def test_gan_train_runs_srgan_with_a_content_network_and_resumes_exactly(ph2_like, tmp_path, monkeypatch):  # noqa: F811
+    from pathlib import Path
+
+    monkeypatch.chdir(Path(__file__).resolve().parents[3])
+    seg = content_run(ph2_like, tmp_path)
+    content = ["--set", f"loss.content_run={seg}"]
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    assert main(tiny_args(ph2_like, straight, *content, epochs=2)) == 0
+    assert main(tiny_args(ph2_like, resumed, *content, epochs=1)) == 0
+    assert main(tiny_args(ph2_like, resumed, *content, "--resume", epochs=2)) == 0
+    body = json.loads((straight / "metrics.json").read_text())
+    assert set(body["metrics"]) == {"l1", "psnr", "ssim"} and set(body["reference"]) == {"l1", "psnr", "ssim"}
+    assert "bicubic" in body["reference_note"]
+    a = torch.load(straight / "checkpoint_last.pt", weights_only=True)["modules"]
+    b = torch.load(resumed / "checkpoint_last.pt", weights_only=True)["modules"]
+    assert set(a) == {"generator", "discriminator"}  # the content network is read from its run, not stored
+    for module in a:
+        for key, value in a[module].items():
+            assert torch.equal(value, b[module][key]), (module, key)
+    assert json.loads((resumed / "metrics.json").read_text())["metrics"] == body["metrics"]
+
+
+def test_bicubic_reference_is_the_test_split_upsampled(ph2_like, tmp_path, monkeypatch):  # noqa: F811
+    from pathlib import Path
+
+    from adversarial_seg.gan.experiment import load_data
+    from adversarial_seg.gan.translation import TranslationEvaluator, translation_metrics
+
+    monkeypatch.chdir(Path(__file__).resolve().parents[3])
+    config = gan_config_from_mapping({"variant": "srgan", "data": {"ph2": {"root": str(ph2_like), "size": [32, 32]}}})
+    data = load_data(config)
+    targets, sources = data["splits"]["test"]
+    assert sources.shape[-2:] == (8, 8) and targets.shape[-2:] == (32, 32)
+    expected = translation_metrics(bicubic(sources, 4).clamp(-1, 1), targets)
+    assert TranslationEvaluator(config, data).reference() == expected
+
+
+def test_a_missing_content_run_exits_2_and_writes_nothing(ph2_like, tmp_path, monkeypatch, capsys):  # noqa: F811
+    from pathlib import Path
+
+    monkeypatch.chdir(Path(__file__).resolve().parents[3])
+    run = tmp_path / "run"
+    assert main(tiny_args(ph2_like, run, "--set", f"loss.content_run={tmp_path / 'absent'}")) == 2
+    assert "loss.content_run" in capsys.readouterr().err and not run.exists()
