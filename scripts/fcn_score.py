@@ -1,16 +1,18 @@
 """pix2pix's "FCN score" on PH2: a segmentor trained by seg-train segments the generated images, and
-its masks are scored against the masks the images were generated from.
+its masks are scored against the masks the images were generated from (for srgan runs: against the
+expert masks of the super-resolved images, beside a ``bicubic`` row of the same sources upsampled).
 
     python scripts/fcn_score.py GAN_RUN [GAN_RUN ...] --segmentor SEG_RUN --output DIR [--splits test]
 
-GAN_RUN: pix2pix runs of gan-train (e.g. configs/gan/pix2pix.yaml and its L1-only baseline).
+GAN_RUN: pix2pix or srgan runs of gan-train on one grid (e.g. configs/gan/pix2pix.yaml and its
+L1-only baseline; configs/gan/srgan.yaml and srgan_mse.yaml).
 SEG_RUN: a finished cross-validation run of seg-train on PH2 (e.g. the ce run of configs/ph2.yaml).
 For every case of the GAN runs' held-out ``--splits`` (pix2pix trained on none of them; the
 validation split only drew its per-epoch curves), the image generated from the case's expert mask
 is written as a PNG at the GAN's grid and segmented by ``seg-predict`` with the SEG_RUN fold model
 that had the case in its validation fold, so the segmentor never saw the case either. The same is
 done for the real image resized to the same grid (the ``real`` row: what a perfect generator would
-score). Reported per row: mean ± std of the case DSC against the source mask (on the GAN's grid), and
+score; with srgan runs also the ``bicubic`` row, the baseline SR must beat). Reported per row: mean ± std of the case DSC against the source mask (on the GAN's grid), and
 the Frechet distance between the generated and the real images in the segmentor's bottleneck
 features (spatially averaged, fold 0's model for every image, so all rows share one feature
 space; with a few dozen cases in 256 dimensions it ranks rows, it is not an absolute value).
@@ -38,16 +40,18 @@ from adversarial_seg.data.layouts import CaseRecord
 from adversarial_seg.gan.config import gan_config_from_mapping
 from adversarial_seg.gan.experiment import load_data
 from adversarial_seg.gan.metrics import feature_statistics, frechet_distance
+from adversarial_seg.gan.paired_data import ph2_pairs
 from adversarial_seg.gan.variants import build_task
+from adversarial_seg.gan.variants.srgan import bicubic
 from adversarial_seg.provenance import read_resolved_config
 from adversarial_seg.seg.evaluate import read_run_splits
 from adversarial_seg.seg.run import open_run
 
 
-def load_pix2pix(run_dir: Path):
+def load_translation_run(run_dir: Path):
     config = gan_config_from_mapping(read_resolved_config(run_dir / "config.yaml")[0])
-    if config.variant != "pix2pix":
-        raise SystemExit(f"{run_dir} is a {config.variant} run; the FCN score is for pix2pix runs")
+    if config.variant not in ("pix2pix", "srgan"):
+        raise SystemExit(f"{run_dir} is a {config.variant} run; the FCN score is for pix2pix and srgan runs")
     data = load_data(config)
     task = build_task(config, data["shape"], data["classes"])
     state = torch.load(run_dir / "checkpoint_last.pt", map_location="cpu", weights_only=True)
@@ -121,15 +125,22 @@ def main() -> None:
     rows: dict[str, dict] = {}
     real_features = None
     for index, run_dir in enumerate(args.gan_runs):
-        config, data, task = load_pix2pix(run_dir)
+        config, data, task = load_translation_run(run_dir)
         images = torch.cat([data["splits"][s][0] for s in args.splits])
-        masks = torch.cat([data["splits"][s][1] for s in args.splits]) > 0
+        inputs = torch.cat([data["splits"][s][1] for s in args.splits])  # pix2pix: the masks in [-1, 1]
+        if config.variant == "srgan":  # the inputs are the low-resolution images; the masks are PH2's
+            pairs = ph2_pairs(config.data.ph2.root, config.data.ph2.size, config.data.split_seed)
+            masks = torch.cat([pairs[s][1] for s in args.splits]) > 0
+        else:
+            masks = inputs > 0
         cases = [c for s in args.splits for c in data["cases"][s]]
         missing = [c for c in cases if c not in fold_of]
         if missing:
             raise SystemExit(f"{args.segmentor} has no validation fold for cases {missing[:5]}: not the same PH2 cases")
-        generated = torch.cat([task.translate(chunk) for chunk in masks.float().mul(2).sub(1).split(16)])
+        generated = torch.cat([task.translate(chunk) for chunk in inputs.split(16)])
         sources = {run_dir.name: generated}
+        if config.variant == "srgan" and "bicubic" not in rows:
+            sources = {"bicubic": bicubic(inputs, config.data.ph2.scale).clamp(-1, 1), **sources}
         if index == 0:
             sources = {"real": images, **sources}
         for name, pictures in sources.items():
@@ -150,12 +161,12 @@ def main() -> None:
             fd = frechet_distance(*feature_statistics(feats), *feature_statistics(real_features))
             spread = statistics.stdev(scores) if len(scores) > 1 else float("nan")
             rows[name] = {"cases": len(cases), "dsc_mean": statistics.mean(scores), "dsc_std": spread,
-                          "frechet_distance": fd, "config_hash": None if name == "real" else config.digest()}  # fmt: skip
+                          "frechet_distance": fd, "config_hash": None if name in ("real", "bicubic") else config.digest()}  # fmt: skip
             print(f"{name}: DSC {rows[name]['dsc_mean']:.3f}, FD {fd:.2f}", file=sys.stderr, flush=True)
     result = {"segmentor": str(args.segmentor), "splits": args.splits, "rows": rows}
     args.output.mkdir(parents=True, exist_ok=True)
     (args.output / "fcn_score.json").write_text(json.dumps(result, indent=1) + "\n")
-    print("| images | cases | DSC against the source mask | Frechet distance to real (segmentor features) |")
+    print("| images | cases | DSC against the expert mask | Frechet distance to real (segmentor features) |")
     print("|---|---|---|---|")
     for name, r in rows.items():
         print(f"| {name} | {r['cases']} | {r['dsc_mean']:.3f} ± {r['dsc_std']:.3f} | {r['frechet_distance']:.2f} |")
