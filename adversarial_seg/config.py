@@ -165,6 +165,33 @@ class MetricsConfig(StrictModel):
     specificity_region: str | None = None
 
 
+class DomainConfig(StrictModel):
+    """Cross-site training (domain adaptation): which sites' labels train and which site is scored.
+
+    Each fold trains on its training cases of the ``source`` sites and is scored on its validation
+    cases of the ``target`` sites (``column`` of cases.csv names each case's site). With ``adapt`` > 0
+    the images of the fold's ``target`` training cases, without their labels, join the training
+    through DANN (Ganin et al. 2016): a domain classifier on the segmentor's bottleneck features
+    behind a gradient reversal layer of weight ``adapt``. ``source`` equal to ``target`` is training
+    on the target site itself (the upper bound); ``adapt`` 0 with other sites is source-only training.
+    """
+
+    column: str
+    source: list[str] = Field(min_length=1)
+    target: list[str] = Field(min_length=1)
+    adapt: float = Field(0.0, ge=0)
+    classifier_width: int = Field(64, ge=1)
+
+    @model_validator(mode="after")
+    def _sites(self):
+        if self.adapt > 0 and set(self.source) & set(self.target):
+            raise ValueError(
+                f"domain.adapt > 0 needs disjoint domain.source and domain.target sites, got {self.source} and "
+                f"{self.target}; DANN aligns one site's features to another's"
+            )
+        return self
+
+
 SCHEME_WEIGHTS = {"ce": (1.0, 0.0), "adversarial": (0.0, 1.0), "hybrid": (0.5, 1.0)}
 
 
@@ -175,6 +202,7 @@ class Config(StrictModel):
     train: TrainConfig = Field(default_factory=TrainConfig)
     cv: CVConfig = Field(default_factory=CVConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    domain: DomainConfig | None = None  # cross-site training and DANN (none: every case trains and is scored)
     scheme: Literal["ce", "adversarial", "hybrid"] = "hybrid"
     schemes: list[Literal["ce", "adversarial", "hybrid"]] | None = None
     seed: int = 0

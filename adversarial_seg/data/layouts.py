@@ -36,13 +36,15 @@ CHANNEL_FILE = re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})$")
 
 @dataclass
 class CaseRecord:
-    """One case: its channel files (in channel order), label file, patient and stratum."""
+    """One case: its channel files (in channel order), label file, patient, stratum and site
+    (``domain.column``)."""
 
     case_id: str
     image_paths: list[Path]
     label_path: Path | None
     patient: str
     stratum: str | None = None
+    domain: str | None = None
 
 
 @dataclass
@@ -62,27 +64,28 @@ def resolve_root(data_cfg) -> Path:
     return Path(data_cfg.root).expanduser().resolve()
 
 
-def discover_cases(data_cfg) -> list[CaseRecord]:
+def discover_cases(data_cfg, domain_column: str | None = None) -> list[CaseRecord]:
     """The cases of ``data.root`` in ``data.layout``, sorted by case id; DataError if the layout is broken.
 
     Only the layout is checked here (pairing, names, cases.csv); ``validate_dataset`` also opens
     every file.
     """
-    scan = scan_layout(data_cfg)
+    scan = scan_layout(data_cfg, domain_column)
     if scan.problems:
         raise DataError(scan.problems)
     return scan.records
 
 
-def scan_layout(data_cfg) -> LayoutScan:
-    """Cases plus every layout problem found (none raised)."""
+def scan_layout(data_cfg, domain_column: str | None = None) -> LayoutScan:
+    """Cases plus every layout problem found (none raised); ``domain_column``: the cases.csv column
+    of each case's site (``domain.column``)."""
     root = resolve_root(data_cfg)
     scan = LayoutScan(root)
     if not root.is_dir():
         scan.problems.append(f"data root {root} does not exist or is not a folder; set data.root to the dataset folder")
         return scan
     pairs = {"folder": _scan_folder, "msd": _scan_msd, "nnunet": _scan_nnunet}[data_cfg.layout](root, data_cfg, scan)
-    _attach_groups(root, data_cfg, pairs, scan)
+    _attach_groups(root, data_cfg, pairs, scan, domain_column)
     return scan
 
 
@@ -307,24 +310,28 @@ def read_cases_csv(path: Path) -> tuple[dict[str, dict[str, str]], list[str]]:
     return table, problems
 
 
-def _attach_groups(root: Path, data_cfg, pairs: dict, scan: LayoutScan) -> None:
-    """Build the records: patient from ``data.group``, stratum from ``data.stratify``."""
+def _attach_groups(root: Path, data_cfg, pairs: dict, scan: LayoutScan, domain_column: str | None = None) -> None:
+    """Build the records: patient from ``data.group``, stratum from ``data.stratify``, site from
+    ``domain.column``."""
     csv_path = root / "cases.csv"
     table: dict[str, dict[str, str]] = {}
     if csv_path.is_file():
         table, problems = read_cases_csv(csv_path)
         scan.problems.extend(problems)
     group = data_cfg.group or {}
-    needed = [c for c in (group.get("column"), data_cfg.stratify) if c]
+    needed = [c for c in (group.get("column"), data_cfg.stratify, domain_column) if c]
     if needed and not csv_path.is_file():
         scan.problems.append(
-            f"data.group / data.stratify name column(s) {needed} but {csv_path} does not exist; add cases.csv"
+            f"data.group / data.stratify / domain.column name column(s) {needed} but {csv_path} does not exist; "
+            "add cases.csv"
         )
         needed = []
     columns = set(next(iter(table.values()), {}).keys())
     for column in needed:
         if table and column not in columns:
-            scan.problems.append(f"{csv_path} has no column '{column}'; add it or fix data.group / data.stratify")
+            scan.problems.append(
+                f"{csv_path} has no column '{column}'; add it or fix data.group / data.stratify / domain.column"
+            )
     pattern = re.compile(group["regex"]) if "regex" in group else None
     for case, (image_paths, label_path) in pairs.items():
         row = table.get(case)
@@ -344,4 +351,5 @@ def _attach_groups(root: Path, data_cfg, pairs: dict, scan: LayoutScan) -> None:
         stratum = None
         if data_cfg.stratify and row is not None:
             stratum = (row.get(data_cfg.stratify) or "").strip() or None
-        scan.records.append(CaseRecord(case, list(image_paths), label_path, patient, stratum))
+        domain = (row.get(domain_column) or "").strip() or None if domain_column and row is not None else None
+        scan.records.append(CaseRecord(case, list(image_paths), label_path, patient, stratum, domain))

@@ -23,13 +23,13 @@ from .layouts import CaseRecord, scan_layout
 GEOMETRY_TOLERANCE_MM = 1e-3
 
 
-def validate_dataset(data_cfg, warnings: list[str] | None = None) -> list[CaseRecord]:
+def validate_dataset(data_cfg, warnings: list[str] | None = None, domain_column: str | None = None) -> list[CaseRecord]:
     """The dataset's cases, or DataError listing ALL problems found (one sentence each).
 
     ``warnings`` (when given) receives one sentence per legal but useless property of the data,
     e.g. a class that no mask holds: training would run and learn nothing about it.
     """
-    scan = scan_layout(data_cfg)
+    scan = scan_layout(data_cfg, domain_column)
     if not scan.root.is_dir():
         raise DataError(scan.problems)
     problems = list(scan.problems)

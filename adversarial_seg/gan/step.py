@@ -77,6 +77,11 @@ class StepConfig:
         )
 
 
+def losses_of(extra: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+    """The terms of a task's extras that join the loss (``loss_*``); the others are only logged."""
+    return [value for key, value in extra.items() if key.startswith("loss_")]
+
+
 @contextmanager
 def frozen(module: nn.Module | None):
     """Turn off gradients of ``module``'s parameters for the duration (pix2pix's set_requires_grad)."""
@@ -162,7 +167,7 @@ class AdversarialStep:
                 )
             extra = task.extra_discriminator_losses(batch, real, fake)
             terms.update(extra)
-            total = terms["loss_d"] + sum(extra.values(), cfg.gradient_penalty * terms.get("gradient_penalty", 0.0))
+            total = terms["loss_d"] + sum(losses_of(extra), cfg.gradient_penalty * terms.get("gradient_penalty", 0.0))
         self.scaler_d.scale(total).backward()
         self._update(self.optimizer_d, self.scaler_d, task.discriminator_parameters)
         task.after_discriminator_update()
@@ -199,15 +204,17 @@ class AdversarialStep:
                 if cfg.feature_matching > 0:
                     terms["loss_feature_matching"] = feature_matching(real_features[:-1], fake_features[:-1])
                     total = total + cfg.feature_matching * terms["loss_feature_matching"]
-                extra = task.extra_generator_losses(batch, out_adv)
-                terms.update(extra)
-                total = total + sum(extra.values(), torch.zeros((), device=total.device))
+            extra = task.extra_generator_losses(batch, out_adv)  # with or without D (DANN: a ce term)
+            terms.update(extra)
+            total = total + sum(losses_of(extra), torch.zeros((), device=total.device))
         sup_direction = None
         if supervised is not None and self.adversarial_on and cfg.w_sup == 0:
             # No supervised gradient reaches G (the adversarial scheme); take its direction anyway,
             # for the cosine below. The loss graph is that of the loss on G's output alone: cheap.
             (sup_direction,) = torch.autograd.grad(terms["loss_sup"], out_sup, retain_graph=True)
-        self.scaler_g.scale(total).backward()
+        # Extra terms that reach G's parameters other than through its output (DANN's features) share
+        # G's graph with ``generated``, which is pushed through G below: keep that graph for it.
+        self.scaler_g.scale(total).backward(retain_graph=task.extra_losses_reach_generator)
         grad_sup = out_sup.grad if out_sup.grad is not None else torch.zeros_like(out_sup)
         grad_adv = out_adv.grad if out_adv.grad is not None else torch.zeros_like(out_adv)
         if supervised is not None and self.adversarial_on:

@@ -14,7 +14,9 @@ The adversarial step (``gan/step.py``) is written once against this interface. A
   feature matching); only tasks whose D exposes its layers define it.
 - ``supervised_loss``: an optional non-adversarial term on G's output (CE for segmentation,
   L1 for pix2pix). ``extra_generator_losses`` / ``extra_discriminator_losses``: named extra
-  terms (InfoGAN's mutual information). ``after_discriminator_update``: e.g. weight clipping;
+  terms (InfoGAN's mutual information, DANN's domain loss); those named ``loss_*`` join the loss,
+  the others are logged only. A task whose extra terms reach G's parameters other than through
+  G's output (DANN: through the encoder's features) sets ``extra_losses_reach_generator``. ``after_discriminator_update``: e.g. weight clipping;
   ``after_generator_update``: e.g. BigGAN's moving average of G's weights.
 """
 
@@ -34,6 +36,7 @@ class AdversarialTask:
 
     generator: nn.Module
     discriminator: nn.Module
+    extra_losses_reach_generator = False
 
     def generate(self, batch: Batch) -> Tensor:
         raise NotImplementedError

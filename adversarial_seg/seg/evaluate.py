@@ -22,7 +22,7 @@ from adversarial_seg.data.io import read_label
 from adversarial_seg.data.layouts import discover_cases
 from adversarial_seg.seg.run import FOLD_DONE, RunStateError, TrainedRun, case_file, fold_done, open_run, trained_by
 from adversarial_seg.seg.scoring import ReferenceMismatch, score_prediction
-from adversarial_seg.seg.splits import SplitsError, read_splits
+from adversarial_seg.seg.splits import SplitsError, read_splits, scored_folds
 from adversarial_seg.seg.summary import SUMMARY_METRICS, describe, summarise
 
 LESION_COLUMNS = ("ref_lesions", "detected_lesions", "pred_lesions", "false_positive_lesions")
@@ -158,7 +158,9 @@ def evaluate_run(run_dir: Path, lesion_overlap: float = 0.1, name: str | None = 
             f"the run's dataset {data.root} is not there; seg-eval reads the reference labels from it "
             "(move it back, or edit data.root in the run's config.yaml)"
         )
-    records = {r.case_id: r for r in discover_cases(data)}
+    domain = run.config.domain
+    records = {r.case_id: r for r in discover_cases(data, domain.column if domain else None)}
+    folds = scored_folds(run.config, folds, records)  # cross-site runs: the target site's cases
     evaluation = RunEvaluation(run, name or run.run_dir.name, folds, records)
     for split in folds:
         fold_dir = run.run_dir / f"fold_{split['fold']}"

@@ -31,7 +31,7 @@ from adversarial_seg.seg.probe import discriminator_probe
 from adversarial_seg.seg.progress import StudyClock
 from adversarial_seg.seg.run import FOLD_DONE, RunSpec
 from adversarial_seg.seg.scoring import score_prediction
-from adversarial_seg.seg.splits import inner_split, training_subset
+from adversarial_seg.seg.splits import SplitsError, inner_split, scored_folds, training_subset
 from adversarial_seg.seg.summary import write_cases_csv
 from adversarial_seg.seg.task import build_segmentation_step
 
@@ -47,12 +47,22 @@ class FoldOutcome:
 def fold_cases(config, folds: list[dict], fold: int, records: dict) -> tuple[list[str], list[str], list[str] | None]:
     """(training cases, validation = test cases, inner selection cases or None) of one fold.
 
-    ``train.fraction`` keeps a seeded, stratified share of the training patients (the validation
-    cases never change). With ``train.select: inner_val`` a grouped inner split of those training
+    With ``domain`` set, the fold trains on its training cases of the ``domain.source`` sites and is
+    scored on its validation cases of the ``domain.target`` sites. ``train.fraction`` keeps a
+    seeded, stratified share of the training patients (the validation cases never change). With ``train.select: inner_val`` a grouped inner split of those training
     cases chooses the checkpoint (DESIGN.md, "Model selection"); SplitsError when a fold has too
     few patients.
     """
-    train, val = folds[fold]["train"], folds[fold]["val"]
+    train, val = folds[fold]["train"], scored_folds(config, folds, records)[fold]["val"]
+    if config.domain is not None:
+        source, target = config.domain.source, config.domain.target
+        train = [c for c in train if records[c].domain in source]
+        if not train or not val:
+            raise SplitsError(
+                f"fold {fold} has {len(train)} training cases of domain.source {source} and {len(val)} validation "
+                f"cases of domain.target {target}; every fold needs both: lower cv.folds or stratify by "
+                f"{config.domain.column} (data.stratify)"
+            )
     if config.train.fraction < 1:
         strata = [records[c].stratum for c in train] if config.data.stratify else None
         groups = [records[c].patient for c in train]
@@ -63,6 +73,35 @@ def fold_cases(config, folds: list[dict], fold: int, records: dict) -> tuple[lis
     groups = [records[c].patient for c in train]
     inner_train, inner_val = inner_split(train, groups, seed=derived_seed(config.cv.seed, fold, "inner"))
     return inner_train, val, inner_val
+
+
+def unlabelled_target_cases(config, folds: list[dict], fold: int, records: dict) -> list[str]:
+    """DANN's target images: the fold's training cases of the ``domain.target`` sites (their labels
+    are never read for training); empty without ``domain.adapt``."""
+    if config.domain is None or config.domain.adapt <= 0:
+        return []
+    return [c for c in folds[fold]["train"] if records[c].domain in config.domain.target]
+
+
+class WithTargetImages:
+    """The labelled batches, each with ``target_image``: the next batch of the target site's images
+    (their loader restarts when it runs out); as long as the labelled loader."""
+
+    def __init__(self, labelled, unlabelled):
+        self.labelled, self.unlabelled = labelled, unlabelled
+
+    def __len__(self) -> int:
+        return len(self.labelled)
+
+    def __iter__(self):
+        target = iter(self.unlabelled)
+        for batch in self.labelled:
+            try:
+                images = next(target)["image"]
+            except StopIteration:
+                target = iter(self.unlabelled)
+                images = next(target)["image"]
+            yield {**batch, "target_image": images}
 
 
 class FoldRunner:
@@ -134,6 +173,13 @@ class FoldRunner:
             train_records, cfg.data, augment=cfg.train.augmentations, plan=data_plan, flip_axes=cfg.train.flip_axes
         )
         monitor = build_training_dataset(monitor_records, cfg.data, augment=(), plan=data_plan, random_patches=False)
+        target_ids = unlabelled_target_cases(cfg, self.folds, fold, self.records)
+        target = None
+        if target_ids:  # DANN: the target site's images, augmented alike; every slice, chosen without labels
+            target = build_training_dataset([self.records[c] for c in target_ids], cfg.data,
+                                            augment=cfg.train.augmentations, plan=data_plan,
+                                            flip_axes=cfg.train.flip_axes)  # fmt: skip
+            self.print(f"{self.prefix(fold)} DANN: {len(target_ids)} unlabelled target-site training cases")
         in_channels = dataset[0]["image"].shape[0]
         seed_everything(derived_seed(cfg.seed, fold, "init"))
         step = build_segmentation_step(
@@ -166,9 +212,8 @@ class FoldRunner:
             self.print(f"{self.prefix(fold)} {format_epoch_line(row, cfg.train.epochs)}  ({self.clock.status()})")
             plot_training_curves(trainer.history, fold_dir / "progress.png", f"{self.spec.name} fold {fold}")
 
-        trainer = Trainer(
-            step,
-            make_loader=lambda epoch: seeded_loader(
+        def make_loader(epoch: int):
+            labelled = seeded_loader(
                 dataset.epoch_samples(
                     cfg.train.empty_slices,
                     derived_seed(cfg.seed, fold, epoch, "empty_slices"),
@@ -180,7 +225,17 @@ class FoldRunner:
                 epoch,
                 num_workers=cfg.train.num_workers,
                 drop_last=len(dataset) > cfg.train.batch_size,
-            ),  # fmt: skip
+            )  # fmt: skip
+            if target is None:
+                return labelled
+            unlabelled = seeded_loader(target, cfg.train.batch_size, cfg.seed, (fold, "target"), epoch,
+                                       num_workers=cfg.train.num_workers,
+                                       drop_last=len(target) > cfg.train.batch_size)  # fmt: skip
+            return WithTargetImages(labelled, unlabelled)
+
+        trainer = Trainer(
+            step,
+            make_loader=make_loader,
             run_dir=fold_dir,
             seed=cfg.seed,
             stream=(fold,),

@@ -17,6 +17,7 @@ from adversarial_seg.seg.calibration_run import (
 )
 from adversarial_seg.seg.postprocess import decide_postprocessing
 from adversarial_seg.seg.run import POSTPROCESSING, RunSpec, RunStateError, case_file, fold_done, trained_by
+from adversarial_seg.seg.splits import scored_folds
 from adversarial_seg.seg.summary import read_cases_csv, summarise, write_cases_csv, write_json
 
 
@@ -48,6 +49,7 @@ def assemble_report(
 ) -> dict | None:
     """``report/cases.csv`` and ``report/summary.json`` from every finished fold; once all folds
     have finished, the post-processing decisions (``report/postprocessing.json``, then frozen)."""
+    folds = scored_folds(spec.config, folds, records)  # cross-site runs score the target site only
     rows, finished, missing, done = [], [], [], []
     for fold in range(len(folds)):
         fold_dir = spec.run_dir / f"fold_{fold}"

@@ -132,3 +132,12 @@ def read_splits(path: Path) -> list[dict]:
 
 def write_splits(folds: list[dict], path: Path) -> None:
     atomic_write_bytes(path, (json.dumps(folds, indent=1) + "\n").encode())
+
+
+def scored_folds(config, folds: list[dict], records: dict) -> list[dict]:
+    """The folds as scored: with ``domain`` set, each fold's validation cases of the target sites
+    only (what seg-train predicts and seg-eval reads); the folds themselves otherwise."""
+    if config.domain is None:
+        return folds
+    target = set(config.domain.target)
+    return [{**fold, "val": [c for c in fold["val"] if c in records and records[c].domain in target]} for fold in folds]

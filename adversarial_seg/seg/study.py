@@ -76,7 +76,8 @@ def prepare_study(config: Config, output: Path, resume: bool = False, only_fold:
     check_run_folder(output, config.data.root)
     config = resolve_data(config, output)
     warnings: list[str] = []
-    records = validate_dataset(config.data, warnings)
+    records = validate_dataset(config.data, warnings, config.domain.column if config.domain else None)
+    check_domains(config, records)
     data_plan = make_plan(config.data, records)  # the runs differ in scheme and seed, not in data
     check_cross_references(config, data_plan.labels)
     runs = run_specs(config, output)
@@ -90,6 +91,23 @@ def prepare_study(config: Config, output: Path, resume: bool = False, only_fold:
     for fold in range(len(folds)):  # inner selection splits fail here, not after fold 0 trained
         fold_cases(config, folds, fold, by_case)
     return Study(config, output, records, data_plan, runs, folds, only_fold, warnings)
+
+
+def check_domains(config: Config, records) -> None:
+    """With ``domain`` set, every case names its site and the sites named exist (InputError)."""
+    if config.domain is None:
+        return
+    column = config.domain.column
+    unnamed = [r.case_id for r in records if r.domain is None]
+    if unnamed:
+        raise InputError(f"cases {unnamed[:3]} have no {column} in cases.csv (domain.column); give every case its site")
+    sites = {r.domain for r in records}
+    for key in ("source", "target"):
+        missing = sorted(set(getattr(config.domain, key)) - sites)
+        if missing:
+            raise InputError(
+                f"domain.{key} names sites {missing} that no case has in column {column}; the sites are {sorted(sites)}"
+            )
 
 
 def check_run_folder(output: Path, data_root: Path | None) -> None:

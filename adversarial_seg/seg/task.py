@@ -4,7 +4,8 @@ The hybrid loss is ``w_sup * L_sup(S(x), y) + w_adv * L_adv(D(x, S(x)))``; the s
 Kohl et al. 2017 are weight settings (``config.SCHEME_WEIGHTS``). With w_adv = 0 no
 discriminator is built at all, so the ``ce`` scheme costs exactly a plain segmentation step.
 
-Batches are dicts: ``image`` (B, C, *S) float, ``label`` (B, 1, *S) int64 class indices.
+Batches are dicts: ``image`` (B, C, *S) float, ``label`` (B, 1, *S) int64 class indices; with
+DANN (``domain.adapt``) also ``target_image``, a batch of the target site's images without labels.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from adversarial_seg.config import Config
 from adversarial_seg.gan.step import AdversarialStep, StepConfig
 from adversarial_seg.gan.task import AdversarialTask
 from adversarial_seg.runtime import Precision, to_device
+from adversarial_seg.seg.domain import DomainClassifier, FeatureTap, domain_terms, reverse_gradient, unet_bottleneck
 from adversarial_seg.seg.networks import MaskDiscriminator, build_segmentor
 
 
@@ -40,14 +42,34 @@ class SegmentationTask(AdversarialTask):
         num_classes: int,
         supervised: str = "ce",
         batch_dice: bool = False,
+        domain_classifier: DomainClassifier | None = None,
+        adapt: float = 0.0,
     ):
         self.generator = segmentor
         self.discriminator = discriminator
         self.num_classes = num_classes
         self._supervised = supervised_loss_fn(supervised, batch_dice)
+        self.domain_classifier = domain_classifier
+        self.adapt = adapt
+        self.extra_losses_reach_generator = domain_classifier is not None
+        self._tap = FeatureTap(unet_bottleneck(segmentor)) if domain_classifier is not None else None
+        self._source_features = None
 
     def generate(self, batch):
-        return self.generator(batch["image"])
+        out = self.generator(batch["image"])
+        if self._tap is not None:
+            self._source_features = self._tap.output  # the labelled batch's bottleneck, with its graph
+        return out
+
+    def extra_generator_losses(self, batch, generated):
+        """DANN: the domain classifier on the source batch's and the target batch's bottleneck
+        features, each behind the gradient reversal layer (weight ``domain.adapt``)."""
+        if self.domain_classifier is None or "target_image" not in batch:
+            return {}
+        self.generator(batch["target_image"])  # for its bottleneck features; the output is unused
+        source = self.domain_classifier(reverse_gradient(self._source_features, self.adapt))
+        target = self.domain_classifier(reverse_gradient(self._tap.output, self.adapt))
+        return domain_terms(source, target)
 
     def real_sample(self, batch, generated):
         return self.discriminator.expert_mask(batch["label"], generated)
@@ -68,10 +90,29 @@ class SegmentationTask(AdversarialTask):
         modules = {"segmentor": self.generator}
         if self.discriminator is not None:
             modules["discriminator"] = self.discriminator
+        if self.domain_classifier is not None:
+            modules["domain_classifier"] = self.domain_classifier
         return modules
 
     def generator_parameters(self):
-        return self.generator.parameters()
+        """The segmentor's parameters and, with DANN, the domain classifier's (one optimiser: the
+        gradient reversal makes the classifier minimise the domain loss the encoder maximises)."""
+        if self.domain_classifier is None:
+            return self.generator.parameters()
+        return [*self.generator.parameters(), *self.domain_classifier.parameters()]
+
+
+@torch.no_grad()
+def bottleneck_channels(segmentor: nn.Module, spatial_dims: int, in_channels: int) -> int:
+    """Channels of the segmentor's bottleneck output, from one forward pass of a small input."""
+    tap = FeatureTap(unet_bottleneck(segmentor))
+    segmentor.eval()
+    try:
+        segmentor(torch.zeros(1, in_channels, *([32] * spatial_dims)))
+        return int(tap.output.shape[1])
+    finally:
+        segmentor.train()
+        tap.remove()
 
 
 def build_segmentation_step(
@@ -101,12 +142,21 @@ def build_segmentation_step(
             input_scale=disc_cfg.input_scale,
             **disc_cfg.kwargs(),
         )
+    domain_classifier, adapt = None, 0.0
+    if config.domain is not None and config.domain.adapt > 0:
+        adapt = config.domain.adapt
+        domain_classifier = DomainClassifier(
+            spatial_dims, bottleneck_channels(segmentor, spatial_dims, in_channels), config.domain.classifier_width
+        )
     to_device(segmentor, device)
     to_device(discriminator, device)
-    task = SegmentationTask(segmentor, discriminator, num_classes, config.loss.supervised, config.loss.batch_dice)
+    to_device(domain_classifier, device)
+    task = SegmentationTask(
+        segmentor, discriminator, num_classes, config.loss.supervised, config.loss.batch_dice, domain_classifier, adapt
+    )
     train = config.train
     optimizer_g = torch.optim.Adam(
-        segmentor.parameters(), lr=train.lr_g, betas=train.betas, weight_decay=train.weight_decay
+        task.generator_parameters(), lr=train.lr_g, betas=train.betas, weight_decay=train.weight_decay
     )
     optimizer_d = None
     if discriminator is not None:
