@@ -44,6 +44,7 @@ from adversarial_seg.gan.paired_data import ph2_pairs
 from adversarial_seg.gan.variants import build_task
 from adversarial_seg.gan.variants.srgan import bicubic
 from adversarial_seg.provenance import read_resolved_config
+from adversarial_seg.seg.domain import unet_bottleneck
 from adversarial_seg.seg.evaluate import read_run_splits
 from adversarial_seg.seg.run import open_run
 
@@ -71,20 +72,10 @@ def validation_fold(seg_run: Path) -> dict[str, int]:
     return {case: entry["fold"] for entry in read_run_splits(seg_run / "splits.json") for case in entry["val"]}
 
 
-def bottleneck(model: torch.nn.Module) -> torch.nn.Module:
-    """The innermost block of a MONAI UNet (the encoder's deepest features)."""
-    from monai.networks.layers import SkipConnection
-
-    inner = model.model
-    while isinstance(inner, torch.nn.Sequential) and len(inner) == 3 and isinstance(inner[1], SkipConnection):
-        inner = inner[1].submodule
-    return inner
-
-
 @torch.no_grad()
 def features(model, plan, paths: list[Path]) -> np.ndarray:
     captured = []
-    hook = bottleneck(model).register_forward_hook(lambda m, i, out: captured.append(out.mean((2, 3))))
+    hook = unet_bottleneck(model).register_forward_hook(lambda m, i, out: captured.append(out.mean((2, 3))))
     try:
         for path in paths:
             case = prepare_case(CaseRecord(path.stem, [path], None, path.stem), plan)
