@@ -319,7 +319,8 @@ def _attach_groups(root: Path, data_cfg, pairs: dict, scan: LayoutScan, domain_c
         table, problems = read_cases_csv(csv_path)
         scan.problems.extend(problems)
     group = data_cfg.group or {}
-    needed = [c for c in (group.get("column"), data_cfg.stratify, domain_column) if c]
+    keys = {"data.group": group.get("column"), "data.stratify": data_cfg.stratify, "domain.column": domain_column}
+    needed = [c for c in keys.values() if c]
     if needed and not csv_path.is_file():
         scan.problems.append(
             f"data.group / data.stratify / domain.column name column(s) {needed} but {csv_path} does not exist; "
@@ -329,9 +330,8 @@ def _attach_groups(root: Path, data_cfg, pairs: dict, scan: LayoutScan, domain_c
     columns = set(next(iter(table.values()), {}).keys())
     for column in needed:
         if table and column not in columns:
-            scan.problems.append(
-                f"{csv_path} has no column '{column}'; add it or fix data.group / data.stratify / domain.column"
-            )
+            named_by = " / ".join(key for key, value in keys.items() if value == column)
+            scan.problems.append(f"{csv_path} has no column '{column}'; add it or fix {named_by}")
     pattern = re.compile(group["regex"]) if "regex" in group else None
     for case, (image_paths, label_path) in pairs.items():
         row = table.get(case)

@@ -136,7 +136,7 @@ def test_cases_csv_gaps(ph2_like):
     assert len(problems) == 5 and all("missing from" in p and "cases.csv" in p for p in problems)
     (ph2_like / "cases.csv").write_text(full_table)
     problems = problems_of(DataConfig(root=ph2_like, labels=PH2_LABELS, stratify="site"))
-    assert problems == [f"{ph2_like / 'cases.csv'} has no column 'site'; add it or fix data.group / data.stratify"]
+    assert problems == [f"{ph2_like / 'cases.csv'} has no column 'site'; add it or fix data.stratify"]
 
 
 def test_ph2_validates_quickly():
