@@ -44,9 +44,9 @@ from adversarial_seg.gan.paired_data import ph2_pairs
 from adversarial_seg.gan.variants import build_task
 from adversarial_seg.gan.variants.srgan import bicubic
 from adversarial_seg.provenance import read_resolved_config
-from adversarial_seg.seg.domain import unet_bottleneck
 from adversarial_seg.seg.evaluate import read_run_splits
 from adversarial_seg.seg.run import open_run
+from adversarial_seg.seg.unet_parts import unet_bottleneck
 
 
 def load_translation_run(run_dir: Path):

@@ -74,11 +74,14 @@ def prepare(args: argparse.Namespace):
             f"--resume: the config differs from the one {run_dir}/config.yaml was trained with "
             "(only train.epochs may change); pass the same --config and --set values"
         )
+    auxiliary = {}
     if config.loss.content_weight > 0:  # srgan's content network: a seg-train run, read before anything is written
-        from adversarial_seg.gan.variants.srgan import content_network
+        from adversarial_seg.seg.unet_parts import segmentor_encoder
 
         try:
-            content_network(config.loss.content_run, config.loss.content_fold, config.loss.content_depth)
+            auxiliary["content"] = segmentor_encoder(
+                config.loss.content_run, config.loss.content_fold, config.loss.content_depth
+            )
         except InputError as exc:
             raise ConfigError(f"loss.content_run: {exc}") from None
     if config.data.dataset == "digits":
@@ -88,7 +91,7 @@ def prepare(args: argparse.Namespace):
             load_digits_classifier()
         except (FileNotFoundError, ValueError) as exc:
             raise ConfigError(str(exc)) from None
-    return config, device, run_dir
+    return config, device, run_dir, auxiliary
 
 
 def check_checkpoint(path: Path) -> None:
@@ -115,14 +118,16 @@ def main(argv: list[str] | None = None) -> int:
 
 def train(args: argparse.Namespace, argv: list[str] | None) -> int:
     """Validate (InputError: exit 2, nothing written), then train; exit 1 names a failed training."""
-    config, device, run_dir = prepare(args)
+    config, device, run_dir, auxiliary = prepare(args)
     from adversarial_seg.gan.experiment import train_gan
 
     print(f"gan-train: {config.variant} into {run_dir}, device {device}, {args.thread_note}")
 
     command = "gan-train " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     try:
-        body = train_gan(config, run_dir, device, args.resume, command, progress=show_progress(args))
+        body = train_gan(
+            config, run_dir, device, args.resume, command, progress=show_progress(args), auxiliary=auxiliary
+        )
     except (InputError, OSError):
         raise  # one sentence from guarded: a file or an input named, not "training failed"
     except Exception as exc:  # noqa: BLE001 - the work failed; say what and where, keep what was written

@@ -241,8 +241,10 @@ def train_gan(
     command: str = "",
     print_fn: Callable[[str], None] | None = print,
     progress: bool = True,
+    auxiliary: dict | None = None,
 ) -> dict:
-    """Train ``config`` into ``run_dir`` (resuming from its checkpoint when asked); returns metrics.json's body."""
+    """Train ``config`` into ``run_dir`` (resuming from its checkpoint when asked); returns metrics.json's body.
+    ``auxiliary``: networks the caller loaded for the variant (srgan's ``content``)."""
     data = load_data(config)  # unreadable data stops the run before anything is written
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -250,7 +252,7 @@ def train_gan(
         write_config(config, run_dir / "config.yaml", command)
     seed_everything(config.seed)  # network initialisation
     precision = Precision.for_device(device, config.train.amp)
-    step = build_gan_step(config, data["shape"], data["classes"], device, precision)
+    step = build_gan_step(config, data["shape"], data["classes"], device, precision, **(auxiliary or {}))
     log = {"warnings": []}  # checkpointed with the trainer, so a resumed run reports every warning
 
     def warn(message: str) -> None:

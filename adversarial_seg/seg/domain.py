@@ -8,7 +8,7 @@ classifier cannot tell apart while the supervised loss on the source site keeps 
 * ``DomainClassifier``: two 3 x 3 convolutions (2D or 3D), a spatial mean and a linear logit per
   sample (target site = 1).
 * ``FeatureTap``: keeps the output of the segmentor's bottleneck (the innermost block of a MONAI
-  UNet, ``unet_bottleneck``) at every forward pass.
+  UNet, ``seg.unet_parts.unet_bottleneck``) at every forward pass.
 * ``domain_terms``: the classifier's loss (binary cross-entropy, source 0, target 1, the mean of the
   two sites' means) and its accuracy, which falls towards 0.5 as the features align.
 
@@ -41,16 +41,6 @@ class _ReverseGradient(torch.autograd.Function):
 
 def reverse_gradient(x: Tensor, weight: float) -> Tensor:
     return _ReverseGradient.apply(x, weight)
-
-
-def unet_bottleneck(model: nn.Module) -> nn.Module:
-    """The innermost block of a MONAI UNet (the encoder's deepest features)."""
-    from monai.networks.layers import SkipConnection
-
-    inner = model.model
-    while isinstance(inner, nn.Sequential) and len(inner) == 3 and isinstance(inner[1], SkipConnection):
-        inner = inner[1].submodule
-    return inner
 
 
 class FeatureTap:

@@ -19,8 +19,9 @@ from adversarial_seg.config import Config
 from adversarial_seg.gan.step import AdversarialStep, StepConfig
 from adversarial_seg.gan.task import AdversarialTask
 from adversarial_seg.runtime import Precision, to_device
-from adversarial_seg.seg.domain import DomainClassifier, FeatureTap, domain_terms, reverse_gradient, unet_bottleneck
+from adversarial_seg.seg.domain import DomainClassifier, FeatureTap, domain_terms, reverse_gradient
 from adversarial_seg.seg.networks import MaskDiscriminator, build_segmentor
+from adversarial_seg.seg.unet_parts import unet_bottleneck
 
 
 def supervised_loss_fn(name: str, batch_dice: bool = False):

@@ -32,12 +32,13 @@ VARIANT_MODULES = (
 )
 
 
-def build_task(config, data_shape: tuple[int, ...], num_classes: int):
-    """The variant's ``GANTask`` for data of ``data_shape`` ((C, H, W) images or (2,) points)."""
+def build_task(config, data_shape: tuple[int, ...], num_classes: int, **auxiliary):
+    """The variant's ``GANTask`` for data of ``data_shape`` ((C, H, W) images or (2,) points);
+    ``auxiliary``: networks the caller loaded for it (srgan's ``content``)."""
     if config.variant not in VARIANT_MODULES:
         raise ValueError(f"variant {config.variant!r} is not one of {', '.join(VARIANT_MODULES)}")
     module = importlib.import_module(f"adversarial_seg.gan.variants.{config.variant}")
-    return module.build(config, data_shape, num_classes, images=len(data_shape) == 3)
+    return module.build(config, data_shape, num_classes, images=len(data_shape) == 3, **auxiliary)
 
 
 def make_optimizer(name: str, parameters, lr: float, train) -> torch.optim.Optimizer:
@@ -66,9 +67,11 @@ def build_lr_schedulers(schedule, step: AdversarialStep) -> dict:
     }
 
 
-def build_gan_step(config, data_shape, num_classes: int, device: torch.device, precision: Precision) -> AdversarialStep:
+def build_gan_step(
+    config, data_shape, num_classes: int, device: torch.device, precision: Precision, **auxiliary
+) -> AdversarialStep:
     """Task, optimisers (separate learning rates for G and D) and the core step, on ``device``."""
-    task = build_task(config, data_shape, num_classes)
+    task = build_task(config, data_shape, num_classes, **auxiliary)
     for module in [*task.modules().values(), *task.auxiliary_modules().values()]:
         to_device(module, device)
     train = config.train

@@ -7,8 +7,9 @@ The content loss is the MSE between features of the super-resolved and the real 
 network trained in this project instead of the paper's ImageNet VGG (nothing is downloaded): the
 encoder of a segmentor that ``seg-train`` trained on the same kind of images (``loss.content_run``,
 its fold ``loss.content_fold``), its first ``loss.content_depth`` down-sampling blocks, on each
-image z-scored per channel as seg-train's preprocessing does. That network is frozen, never in the
-checkpoint, and read again from its run on resume.
+image z-scored per channel as seg-train's preprocessing does. gan-train loads that network
+(``seg.unet_parts.segmentor_encoder``: the GAN core imports no segmentation code) and hands it to
+``build``; it is frozen, never in the checkpoint, and read again from its run on resume.
 
 Batches are ``{"real": image (B, 3, H, W), "label": low-resolution image (B, 3, H / s, W / s)}`` in
 [-1, 1] (``gan/paired_data.py``). G: a 9 x 9 conv and PReLU, ``model.residual_blocks`` blocks of
@@ -22,14 +23,12 @@ input added to G's output, so G learns the residual detail (Kim et al. 2016). D 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from monai.networks.nets import PatchDiscriminator
 from torch import nn
 
-from adversarial_seg.errors import InputError
 from adversarial_seg.gan.variants.pix2pix import Pix2PixTask
 
 Tensor = torch.Tensor
@@ -72,35 +71,11 @@ class SRResNet(nn.Module):
         return bicubic(low, self.scale) + self.tail(h)
 
 
-def unet_encoder(model: nn.Module, depth: int) -> nn.Module:
-    """The first ``depth`` down-sampling blocks of a MONAI UNet, in order, as one module."""
-    from monai.networks.layers import SkipConnection
-
-    blocks, inner = [], model.model
-    while len(blocks) < depth:
-        if not (isinstance(inner, nn.Sequential) and len(inner) == 3 and isinstance(inner[1], SkipConnection)):
-            raise InputError(f"loss.content_depth {depth}: the content network has only {len(blocks)} encoder blocks")
-        blocks.append(inner[0])
-        inner = inner[1].submodule
-    return nn.Sequential(*blocks)
-
-
 def z_scored(images: Tensor) -> Tensor:
     """Each image's channels to zero mean and unit variance (seg-train's NormalizeIntensityd, channel-wise)."""
     mean = images.mean(dim=(2, 3), keepdim=True)
     std = images.std(dim=(2, 3), keepdim=True, unbiased=False)
     return (images - mean) / std.clamp_min(1e-8)
-
-
-def content_network(run_dir: str | Path, fold: int, depth: int) -> nn.Module:
-    """The frozen encoder of fold ``fold``'s segmentor in a seg-train run."""
-    from adversarial_seg.seg.run import open_run
-
-    run = open_run(Path(run_dir))
-    encoder = unet_encoder(run.load_models([fold], torch.device("cpu"))[0], depth).eval()
-    for parameter in encoder.parameters():
-        parameter.requires_grad_(False)
-    return encoder
 
 
 class SRGANTask(Pix2PixTask):
@@ -125,7 +100,9 @@ class SRGANTask(Pix2PixTask):
 
     def supervised_loss(self, batch, generated):
         loss = F.mse_loss(generated.float(), batch["real"].float())
-        if self.content is not None and self.content_weight > 0:
+        if self.content_weight > 0:
+            if self.content is None:
+                raise RuntimeError("loss.content_weight > 0 but no content network was handed to srgan's build")
             loss = loss + self.content_weight * self.content_loss(generated, batch["real"])
         return loss
 
@@ -144,12 +121,12 @@ class SRGANTask(Pix2PixTask):
             self.generator.train(was_training)
 
 
-def build(config, data_shape: tuple[int, ...], num_classes: int, images: bool = True) -> SRGANTask:
-    model, loss = config.model, config.loss
+def build(config, data_shape: tuple[int, ...], num_classes: int, images: bool = True,
+          content: nn.Module | None = None) -> SRGANTask:  # fmt: skip
+    """``content``: the frozen feature network of ``loss.content_run`` (gan-train loads it; without
+    it the task can translate but not train the content term)."""
+    model = config.model
     generator = SRResNet(data_shape[0], model.channels, model.residual_blocks, config.data.ph2.scale)
     discriminator = PatchDiscriminator(spatial_dims=2, channels=model.channels, in_channels=data_shape[0],
                                        num_layers_d=3)  # fmt: skip
-    content = None
-    if loss.content_weight > 0:
-        content = content_network(loss.content_run, loss.content_fold, loss.content_depth)
-    return SRGANTask(generator, discriminator, content, loss.content_weight)
+    return SRGANTask(generator, discriminator, content, config.loss.content_weight)

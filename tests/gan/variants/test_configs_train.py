@@ -37,12 +37,20 @@ def test_config_trains_two_steps(path):
     config = gan_config_from_mapping(raw, str(path))
     if config.data.dataset == "ph2" and not (REPO / config.data.ph2.root).is_dir():
         pytest.skip(f"{config.data.ph2.root} is absent: {path.name} trains on the shared PH2 data")
-    if config.loss.content_weight > 0 and not (REPO / config.loss.content_run / "config.yaml").is_file():
-        pytest.skip(f"{path.name}'s content network is a seg-train run, {config.loss.content_run}, not trained here "
-                    "(test_srgan.py trains one)")  # fmt: skip
+    auxiliary = {}
+    if config.loss.content_weight > 0:
+        if not (REPO / config.loss.content_run / "config.yaml").is_file():
+            pytest.skip(f"{path.name}'s content network is a seg-train run, {config.loss.content_run}, not trained "
+                        "here (test_srgan.py trains one)")  # fmt: skip
+        from adversarial_seg.seg.unet_parts import segmentor_encoder
+
+        loss = config.loss
+        auxiliary["content"] = segmentor_encoder(REPO / loss.content_run, loss.content_fold, loss.content_depth)
     data = load_data(config)
     torch.manual_seed(0)
-    step = build_gan_step(config, data["shape"], data["classes"], torch.device("cpu"), Precision("cpu", None))
+    step = build_gan_step(
+        config, data["shape"], data["classes"], torch.device("cpu"), Precision("cpu", None), **auxiliary
+    )
     x, y = data["splits"]["train"]
     g_before = [p.detach().clone() for p in step.task.generator.parameters()]
     k = config.train.d_steps

@@ -17,7 +17,8 @@ from adversarial_seg.config import ConfigError
 from adversarial_seg.errors import InputError
 from adversarial_seg.gan.config import gan_config_from_mapping
 from adversarial_seg.gan.paired_data import low_resolution
-from adversarial_seg.gan.variants.srgan import SRGANTask, SRResNet, bicubic, unet_encoder, z_scored
+from adversarial_seg.gan.variants.srgan import SRGANTask, SRResNet, bicubic, z_scored
+from adversarial_seg.seg.unet_parts import unet_bottleneck, unet_encoder
 
 from ...data.conftest import ph2_like  # noqa: F401  (the fixture)
 
@@ -68,6 +69,7 @@ def test_unet_encoder_takes_the_first_down_blocks():
     assert torch.equal(encoder(x), expected) and expected.shape == (1, 8, 4, 4)
     with pytest.raises(InputError, match="content_depth 5"):
         unet_encoder(unet, 5)
+    assert unet_bottleneck(unet) is unet.model[1].submodule[1].submodule  # the innermost block
 
 
 def test_content_loss_belongs_to_srgan_with_a_run():
