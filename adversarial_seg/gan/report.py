@@ -153,6 +153,37 @@ def _ring_table(runs: list[dict]) -> list[str]:
     return lines
 
 
+def _paired_table(runs: list[dict]) -> list[str]:
+    """PH2 image-to-image runs (pix2pix, srgan) on the test split; srgan's bicubic reference first."""
+    lines = ["| run | variant | loss | L1 | PSNR (dB) | SSIM | time |", "|---|---|---|---|---|---|---|"]
+    bicubic = next((r["reference"] for r in runs if r["variant"] == "srgan" and r.get("reference")), None)
+    if bicubic:
+        lines.append(f"| bicubic upsampling (srgan's sources) | – | – | {bicubic['l1']:.4f} | {bicubic['psnr']:.2f} | "
+                     f"{bicubic['ssim']:.4f} | – |")  # fmt: skip
+    for run in runs:
+        m, std = run["metrics"], run.get("metrics_std")
+        lines.append(
+            f"| {_name(run)} | {run['variant']} | {run['adversarial']} | {_num(m, 'l1', '.4f', std)} | "
+            f"{_num(m, 'psnr', '.2f', std)} | {_num(m, 'ssim', '.4f', std)} | {_time(run)} |"
+        )
+    return lines
+
+
+def _fcn_table(result: dict) -> list[str]:
+    lines = [
+        f"Segmentor `{result['segmentor']}` (each case by the fold model that did not train on it), splits "
+        f"{', '.join(result['splits'])}; DSC against the expert masks, mean ± sample std over cases; Fréchet "
+        "distance to the real images in the segmentor's bottleneck features (ranks rows, not absolute).",
+        "",
+        "| images | cases | DSC | Fréchet distance to real |",
+        "|---|---|---|---|",
+    ]
+    for name, row in result["rows"].items():
+        lines.append(f"| {name} | {row['cases']} | {row['dsc_mean']:.3f} ± {row['dsc_std']:.3f} | "
+                     f"{row['frechet_distance']:.2f} |")  # fmt: skip
+    return lines
+
+
 def _saturation_table(result: dict) -> list[str]:
     lines = [
         f"Early training, {result['description']}; mean over seeds {result['seeds']} "
@@ -187,11 +218,13 @@ def _provenance(runs: list[dict]) -> list[str]:
 
 def render_gan_results(json_paths) -> str:
     """Markdown: a digits table and a ring table (each with the held-out real data as the first
-    row), the saturating vs non-saturating table when present, and how each number was made."""
+    row), a PH2 image-to-image table (pix2pix, srgan; srgan's bicubic reference first), the FCN-score
+    tables, the saturating vs non-saturating table when present, and how each number was made."""
     results = [json.loads(Path(p).read_text()) for p in sorted(map(Path, json_paths))]
     runs = [r for r in results if r.get("kind", "run") == "run"]
     digits = [r for r in runs if r["dataset"] == "digits"]
     ring = [r for r in runs if r["dataset"] == "ring"]
+    paired = [r for r in runs if r["dataset"] == "ph2"]
     out: list[str] = []
     if any("seeds" in r for r in runs):
         out += [SEEDS_NOTE, ""]
@@ -199,6 +232,11 @@ def render_gan_results(json_paths) -> str:
         out += ["### Digits (16x16, test split)", "", *_digits_table(digits), ""]
     if ring:
         out += ["### Ring of 8 Gaussians", "", *_ring_table(ring), ""]
+    if paired:
+        out += ["### PH2 image-to-image (test split)", "", *_paired_table(paired), ""]
+    for result in results:
+        if result.get("kind") == "fcn_score":
+            out += [f"### FCN score: {result['name']}", "", *_fcn_table(result), ""]
     for result in results:
         if result.get("kind") == "saturation":
             out += ["### Saturating vs non-saturating generator loss", "", *_saturation_table(result), ""]

@@ -3,6 +3,8 @@
     python scripts/bench/gan_results.py [NAME ...]                  # default: every configs/gan/*.yaml
     python scripts/bench/gan_results.py NAME [NAME ...] --seeds 0 1 2  # each NAME at several seeds
     python scripts/bench/gan_results.py --render-only               # tables only, from docs/results/gan/*.json
+    python scripts/bench/gan_results.py --record NAME=RUN_DIR       # a finished gan-train run, as it ran
+    python scripts/bench/gan_results.py --fcn NAME=DIR --command "python scripts/fcn_score.py ..."
 
 For each NAME it runs ``gan-train --config configs/gan/NAME.yaml --output runs/gan_results/NAME
 --device cpu --quiet`` in a fresh run directory with one CPU thread (OMP_NUM_THREADS=1), times the
@@ -76,9 +78,36 @@ def run_one(name: str, seeds: list[int] | None = None) -> dict:
         )
         summary = {k: f"{body['metrics'][k]:.4g} ± {body['metrics_std'][k]:.2g}" for k in body["metrics"]}
         print(f"{name} over seeds {seeds}: {json.dumps(summary)}", flush=True)
+    write_record(name, body)
+    return body
+
+
+def record_run(name: str, run_dir: Path) -> dict:
+    """A finished gan-train run (e.g. one whose config needs a path set on the command line, as
+    srgan's content network) recorded as it ran: its metrics.json with its own command."""
+    path = Path(run_dir) / "metrics.json"
+    if not path.is_file():
+        raise SystemExit(f"{path} is missing: {run_dir} is not a finished gan-train run")
+    body = json.loads(path.read_text())
+    body.update(kind="run", name=name, wall_seconds=round(body["train_seconds"] + body.get("eval_seconds", 0.0), 1),
+                machine=f"{platform.machine()}, {os.cpu_count()} logical CPUs")  # fmt: skip
+    return body
+
+
+def record_fcn(name: str, folder: Path, command: str) -> dict:
+    """scripts/fcn_score.py's fcn_score.json in ``folder``, with the command that wrote it."""
+    path = Path(folder) / "fcn_score.json"
+    if not path.is_file():
+        raise SystemExit(f"{path} is missing: run scripts/fcn_score.py with --output {folder} first")
+    from adversarial_seg.provenance import git_commit
+
+    return {"kind": "fcn_score", "name": name, "command": command, "git_commit": git_commit(),
+            **json.loads(path.read_text())}  # fmt: skip
+
+
+def write_record(name: str, body: dict) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps(body, indent=2) + "\n")
-    return body
 
 
 def render_docs() -> None:
@@ -100,7 +129,27 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("names", nargs="*", help="config names under configs/gan/ (default: all)")
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="run each config at these seeds (2 or more)")
     parser.add_argument("--render-only", action="store_true", help="re-render docs/gan.md from the stored JSON files")
+    parser.add_argument(
+        "--record",
+        action="append",
+        default=[],
+        metavar="NAME=RUN_DIR",
+        help="record a finished gan-train run as NAME (repeatable)",
+    )
+    parser.add_argument(
+        "--fcn",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="record scripts/fcn_score.py's result in DIR as NAME (repeatable; with --command)",
+    )
+    parser.add_argument("--command", help="the fcn_score.py command that wrote --fcn's DIR")
     args = parser.parse_args(argv)
+    if args.fcn and not args.command:
+        parser.error("--fcn needs --command: the fcn_score.py command that wrote the folder")
+    for item in args.record + args.fcn:
+        if "=" not in item:
+            parser.error(f"--record / --fcn take NAME=DIR, got {item!r}")
     if args.seeds is not None and (len(args.seeds) < 2 or len(set(args.seeds)) != len(args.seeds)):
         parser.error(f"--seeds needs two or more different seeds, got {args.seeds}")
     if args.render_only and (args.names or args.seeds):
@@ -111,6 +160,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     if args.render_only:
+        render_docs()
+        return 0
+    if args.record or args.fcn:
+        for item in args.record:
+            name, folder = item.split("=", 1)
+            write_record(name, record_run(name, Path(folder)))
+        for item in args.fcn:
+            name, folder = item.split("=", 1)
+            write_record(name, record_fcn(name, Path(folder), args.command))
         render_docs()
         return 0
     names = args.names or sorted(p.stem for p in (REPO / "configs" / "gan").glob("*.yaml"))

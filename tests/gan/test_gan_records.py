@@ -129,3 +129,37 @@ def test_bench_script_passes_the_seed_to_gan_train(tmp_path, monkeypatch):
     assert seen["command"][-2:] == ["--set", "seed=2"]
     assert "runs/gan_results/ring_x_seed2" in seen["command"]
     assert body["command"].startswith("OMP_NUM_THREADS=1 gan-train --config configs/gan/ring_x.yaml")
+
+
+def paired_run(name, variant, metrics, reference):
+    return {"kind": "run", "name": name, "variant": variant, "dataset": "ph2", "adversarial": "non_saturating",
+            "seed": 0, "config_hash": "h", "git_commit": "abc", "epochs": 60, "train_seconds": 120.0,
+            "command": f"gan-train --config configs/gan/{name}.yaml", "metrics": metrics, "reference": reference}  # fmt: skip
+
+
+def test_image_to_image_and_fcn_records_render_their_tables(tmp_path):
+    bench = load_bench()
+    run = tmp_path / "run"
+    run.mkdir()
+    body = paired_run("srgan", "srgan", {"l1": 0.0123, "psnr": 31.456, "ssim": 0.9012},
+                      {"l1": 0.02, "psnr": 30.0, "ssim": 0.88})  # fmt: skip
+    (run / "metrics.json").write_text(json.dumps({**body, "eval_seconds": 3.0}))
+    record = bench.record_run("srgan", run)
+    assert record["wall_seconds"] == 123.0 and record["command"] == "gan-train --config configs/gan/srgan.yaml"
+    fcn = tmp_path / "fcn"
+    fcn.mkdir()
+    rows = {"real": {"cases": 23, "dsc_mean": 0.91, "dsc_std": 0.05, "frechet_distance": 0.0},
+            "bicubic": {"cases": 23, "dsc_mean": 0.874, "dsc_std": 0.1, "frechet_distance": 3.21}}  # fmt: skip
+    (fcn / "fcn_score.json").write_text(json.dumps({"segmentor": "runs/ph2/ce", "splits": ["test"], "rows": rows}))
+    fcn_record = bench.record_fcn("srgan_fcn", fcn, "python scripts/fcn_score.py ...")
+    assert fcn_record["kind"] == "fcn_score" and fcn_record["rows"] == rows
+    paths = []
+    for name, content in (("srgan", record), ("srgan_fcn", fcn_record)):
+        paths.append(tmp_path / f"{name}.json")
+        paths[-1].write_text(json.dumps(content))
+    text = render_gan_results(paths)
+    assert "| bicubic upsampling (srgan's sources) | – | – | 0.0200 | 30.00 | 0.8800 | – |" in text
+    assert "| srgan | srgan | non_saturating | 0.0123 | 31.46 | 0.9012 | 120 s (60 epochs) |" in text
+    assert "| bicubic | 23 | 0.874 ± 0.100 | 3.21 |" in text and "### FCN score: srgan_fcn" in text
+    with pytest.raises(SystemExit, match="metrics.json is missing"):
+        bench.record_run("x", tmp_path / "absent")
