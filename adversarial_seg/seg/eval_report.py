@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import html
 import math
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -272,9 +273,20 @@ def render_markdown(blocks: list, figure_dir: str = "figures") -> tuple[str, dic
             lines.append("")
         elif kind == "image":
             _, name, data, caption = block
+            name = figure_file_name(name)
             files[f"{figure_dir}/{name}"] = data
             lines += [f"![{caption}]({figure_dir}/{name})", ""]
     return "\n".join(lines), files
+
+
+def figure_file_name(name: str) -> str:
+    """A figure's file name without folders: a run named by its path (runs from different
+    folders) must not become subfolders of figures/.
+
+    >>> figure_file_name("/root/studies/ph2_adv_onehot_fold0_curves.png")
+    'root_studies_ph2_adv_onehot_fold0_curves.png'
+    """
+    return re.sub(r"[^\w.-]+", "_", name).strip("_")
 
 
 def render_html(blocks: list) -> str:
