@@ -7,8 +7,8 @@ because the GAN core builds on no segmentation module) and resized to ``data.ph2
 PH2's images are about 574 x 765, so the default 96 x 128 keeps their 3:4 shape): images
 bilinearly with anti-aliasing, masks by nearest neighbour. Both are scaled to [-1, 1], the range
 of a tanh generator: the image channels from 0..255, the mask from {0, 1}. The split is by case,
-stratified by diagnosis with ``data.split_seed``: 70 % train, 15 % validation, 15 % test (105 / 22
-/ 23 of PH2's 150).
+stratified by diagnosis with ``data.split_seed``: 70 % train, 15 % validation, 15 % test (106 / 22
+/ 22 of PH2's 150).
 """
 
 from __future__ import annotations
