@@ -197,9 +197,7 @@ class EvalConfig(StrictModel):
 
 
 class GANConfig(StrictModel):
-    variant: Literal[
-        "vanilla", "dcgan", "cgan", "infogan", "wgan", "wgan_gp", "biggan", "pix2pix", "progressive", "srgan"
-    ] = "vanilla"
+    variant: Literal[VARIANTS] = "vanilla"  # each has a module of that name in gan/variants/
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     loss: LossConfig = Field(default_factory=LossConfig)

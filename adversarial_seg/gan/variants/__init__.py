@@ -15,21 +15,11 @@ import importlib
 
 import torch
 
+from adversarial_seg.gan.config import VARIANTS
 from adversarial_seg.gan.step import AdversarialStep, StepConfig
 from adversarial_seg.runtime import Precision, to_device
 
-VARIANT_MODULES = (
-    "vanilla",
-    "dcgan",
-    "cgan",
-    "infogan",
-    "wgan",
-    "wgan_gp",
-    "biggan",
-    "pix2pix",
-    "progressive",
-    "srgan",
-)
+VARIANT_MODULES = VARIANTS  # one module per variant, named after it
 
 
 def build_task(config, data_shape: tuple[int, ...], num_classes: int, **auxiliary):

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from adversarial_seg.config import read_config_mapping
-from adversarial_seg.gan.config import gan_config_from_mapping
+from adversarial_seg.gan.config import VARIANTS, gan_config_from_mapping
 from adversarial_seg.gan.experiment import load_data
 from adversarial_seg.gan.variants import build_gan_step
 from adversarial_seg.runtime import Precision
@@ -17,18 +17,7 @@ CONFIGS = sorted((REPO / "configs" / "gan").glob("*.yaml"))
 
 def test_every_variant_has_a_config():
     variants = {gan_config_from_mapping(read_config_mapping(p)).variant for p in CONFIGS}
-    assert variants == {
-        "vanilla",
-        "dcgan",
-        "cgan",
-        "infogan",
-        "wgan",
-        "wgan_gp",
-        "biggan",
-        "pix2pix",
-        "progressive",
-        "srgan",
-    }
+    assert variants == set(VARIANTS)
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
