@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from monai.networks.nets import PatchDiscriminator, UNet
 
 from adversarial_seg.gan.task import AdversarialTask
+from adversarial_seg.runtime import to_device
 
 Tensor = torch.Tensor
 
@@ -46,12 +47,12 @@ class Pix2PixTask(AdversarialTask):
 
     @torch.no_grad()
     def translate(self, sources: Tensor) -> Tensor:
-        """G's images for ``sources``, in eval mode."""
+        """``generate``'s images for ``sources``, in eval mode, in [-1, 1]."""
         was_training = self.generator.training
         self.generator.eval()
         try:
             device = next(self.generator.parameters()).device
-            return torch.tanh(self.generator(sources.to(device))).float()
+            return self.generate({"label": to_device(sources, device)}).float().clamp(-1, 1)
         finally:
             self.generator.train(was_training)
 

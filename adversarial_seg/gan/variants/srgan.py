@@ -109,17 +109,6 @@ class SRGANTask(Pix2PixTask):
     def auxiliary_modules(self) -> dict[str, nn.Module]:
         return {"content": self.content} if self.content is not None else {}
 
-    @torch.no_grad()
-    def translate(self, sources: Tensor) -> Tensor:
-        """G's full-resolution images for low-resolution ``sources``, in eval mode, in [-1, 1]."""
-        was_training = self.generator.training
-        self.generator.eval()
-        try:
-            device = next(self.generator.parameters()).device
-            return self.generator(sources.to(device)).float().clamp(-1, 1)
-        finally:
-            self.generator.train(was_training)
-
 
 def build(config, data_shape: tuple[int, ...], num_classes: int, images: bool = True,
           content: nn.Module | None = None) -> SRGANTask:  # fmt: skip
