@@ -124,20 +124,26 @@ class ProgressiveTask(GANTask):
         self.fade, self.stable = growth.fade_images, growth.stable_images
         self.drift = drift
         self._batch = 0
+        self._step_growth = None  # this step's (index, alpha): read once, not on every D call
 
     def growth(self) -> tuple[int, float]:
-        """(resolution index, alpha) now: index 0 is 4 x 4."""
+        """(resolution index, alpha) now: index 0 is 4 x 4 (reads G's image count: a host sync)."""
         level, alpha = growth_state(int(self.generator.images_seen), self.levels, self.fade, self.stable)
         return self.start + level, alpha
 
+    def _now(self) -> tuple[int, float]:
+        if self._step_growth is None:
+            self._step_growth = self.growth()
+        return self._step_growth
+
     def generate(self, batch) -> Tensor:
         self._batch = len(batch["real"])
-        return self.generator(self.latent(self._batch), *self.growth())
+        return self.generator(self.latent(self._batch), *self._now())
 
     def real_sample(self, batch, generated) -> Tensor:
         """The real images at the current resolution, blended with their half-resolution copy
         (upsampled) as G's output is while a level fades in."""
-        index, alpha = self.growth()
+        index, alpha = self._now()
         real = batch["real"]
         if real.shape[-1] != 4 * 2**index:
             real = F.adaptive_avg_pool2d(real, 4 * 2**index)
@@ -146,7 +152,7 @@ class ProgressiveTask(GANTask):
         return real
 
     def discriminate(self, batch, sample) -> Tensor:
-        return self.discriminator(sample, *self.growth())
+        return self.discriminator(sample, *self._now())
 
     def extra_discriminator_losses(self, batch, real, fake) -> dict[str, Tensor]:
         """Karras et al.'s drift term, ``drift * E[D(real)^2]``, which keeps the critic near 0."""
@@ -156,6 +162,7 @@ class ProgressiveTask(GANTask):
 
     def after_generator_update(self) -> None:
         self.generator.images_seen += self._batch
+        self._step_growth = None  # the next step may be at a new position
 
     @torch.no_grad()
     def sample(self, n, generator=None, labels=None) -> Tensor:
