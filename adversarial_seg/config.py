@@ -221,6 +221,15 @@ class Config(StrictModel):
                     )
         return self
 
+    @model_validator(mode="after")
+    def _dann_needs_a_unet(self):
+        if self.domain is not None and self.domain.adapt > 0 and self.model.segmentor.name != "UNet":
+            raise ValueError(
+                f"domain.adapt > 0 reads the features of a MONAI UNet's bottleneck; model.segmentor.name is "
+                f"{self.model.segmentor.name!r}: use UNet or set domain.adapt: 0"
+            )
+        return self
+
     def loss_weights(self) -> tuple[float, float]:
         """(w_sup, w_adv) of the scheme, with ``loss.w_sup`` / ``loss.w_adv`` overriding."""
         w_sup, w_adv = SCHEME_WEIGHTS[self.scheme]

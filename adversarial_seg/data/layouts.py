@@ -351,5 +351,7 @@ def _attach_groups(root: Path, data_cfg, pairs: dict, scan: LayoutScan, domain_c
         stratum = None
         if data_cfg.stratify and row is not None:
             stratum = (row.get(data_cfg.stratify) or "").strip() or None
-        domain = (row.get(domain_column) or "").strip() or None if domain_column and row is not None else None
+        domain = None
+        if domain_column and row is not None:
+            domain = (row.get(domain_column) or "").strip() or None
         scan.records.append(CaseRecord(case, list(image_paths), label_path, patient, stratum, domain))

@@ -49,11 +49,12 @@ def fold_cases(config, folds: list[dict], fold: int, records: dict) -> tuple[lis
 
     With ``domain`` set, the fold trains on its training cases of the ``domain.source`` sites and is
     scored on its validation cases of the ``domain.target`` sites. ``train.fraction`` keeps a
-    seeded, stratified share of the training patients (the validation cases never change). With ``train.select: inner_val`` a grouped inner split of those training
+    seeded, stratified share of the training patients (the validation cases never change). With
+    ``train.select: inner_val`` a grouped inner split of those training
     cases chooses the checkpoint (DESIGN.md, "Model selection"); SplitsError when a fold has too
     few patients.
     """
-    train, val = folds[fold]["train"], scored_folds(config, folds, records)[fold]["val"]
+    train, val = folds[fold]["train"], scored_folds(config, [folds[fold]], records)[0]["val"]
     if config.domain is not None:
         source, target = config.domain.source, config.domain.target
         train = [c for c in train if records[c].domain in source]

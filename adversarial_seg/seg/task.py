@@ -72,6 +72,10 @@ class SegmentationTask(AdversarialTask):
         target = self.domain_classifier(reverse_gradient(self._tap.output, self.adapt))
         return domain_terms(source, target)
 
+    def after_generator_update(self) -> None:
+        if self._tap is not None:  # drop the step's features (and the graphs they hold) once G has moved
+            self._source_features = self._tap.output = None
+
     def real_sample(self, batch, generated):
         return self.discriminator.expert_mask(batch["label"], generated)
 

@@ -5,7 +5,6 @@ and seg-train end to end on phantoms of two sites."""
 import csv
 import json
 import math
-import shutil
 
 import pytest
 import torch
@@ -58,9 +57,12 @@ def test_folds_train_on_source_cases_and_score_target_cases():
     assert fold_cases(on_target, folds, 0, records)[:2] == (["b1", "b2"], ["b3"])
 
 
-def test_dann_needs_two_sites():
+def test_dann_needs_two_sites_and_a_unet():
     with pytest.raises(ConfigError, match="disjoint"):
         config_from_mapping({"domain": {"column": "site", "source": ["A"], "target": ["A"], "adapt": 0.1}})
+    with pytest.raises(ConfigError, match="bottleneck"):
+        config_from_mapping({"model": {"segmentor": {"name": "SegResNet"}},
+                             "domain": {"column": "site", "source": ["A"], "target": ["B"], "adapt": 0.1}})  # fmt: skip
 
 
 def tiny_step(adapt: float):
@@ -157,5 +159,4 @@ def test_an_unknown_site_exits_2_naming_the_key(two_sites, tmp_path, capsys):
     assert main(["--config", str(write_config(tmp_path / "bad.yaml", root, domain)), "--output", str(run)]) == 2
     err = capsys.readouterr().err
     assert "domain.target names sites ['C']" in err and "['A', 'B']" in err
-    assert not any(run.glob("*/fold_0")) if run.exists() else True
-    shutil.rmtree(run, ignore_errors=True)
+    assert not run.exists() or not any(run.iterdir())  # nothing written
