@@ -49,10 +49,11 @@ from adversarial_seg.seg.run import open_run
 from adversarial_seg.seg.unet_parts import unet_bottleneck
 
 
-def load_translation_run(run_dir: Path):
+def load_translation_run(run_dir: Path, variants=("pix2pix", "srgan")):
+    """A gan-train run's config, data and task with its trained generator; ``variants``: the ones accepted."""
     config = gan_config_from_mapping(read_resolved_config(run_dir / "config.yaml")[0])
-    if config.variant not in ("pix2pix", "srgan"):
-        raise SystemExit(f"{run_dir} is a {config.variant} run; the FCN score is for pix2pix and srgan runs")
+    if config.variant not in variants:
+        raise SystemExit(f"{run_dir} is a {config.variant} run; give a run of {' or '.join(variants)}")
     data = load_data(config)
     task = build_task(config, data["shape"], data["classes"])
     state = torch.load(run_dir / "checkpoint_last.pt", map_location="cpu", weights_only=True)

@@ -25,7 +25,9 @@ from pydantic import Field, ValidationError, model_validator
 
 from adversarial_seg.config import ConfigError, Source, StrictModel, describe_error, read_config_mapping, value_source
 
-VARIANTS = ("vanilla", "dcgan", "cgan", "infogan", "wgan", "wgan_gp", "biggan", "pix2pix", "progressive", "srgan")
+VARIANTS = (
+    "vanilla", "dcgan", "cgan", "infogan", "wgan", "wgan_gp", "biggan", "pix2pix", "progressive", "srgan", "cyclegan",
+)  # fmt: skip
 PAIRED_VARIANTS = ("pix2pix", "srgan")  # image-to-image: G maps a source image to a target, no noise
 LOSSES = ("minimax", "non_saturating", "least_squares", "hinge", "wasserstein")
 
@@ -66,6 +68,14 @@ VARIANT_DEFAULTS: dict[str, dict] = {
         "loss": {"adversarial": "wasserstein", "gradient_penalty": 10.0, "drift": 1e-3},
         "train": {"lr_g": 1e-3, "lr_d": 1e-3, "betas": [0.0, 0.99], "growth": {}},
     },
+    # Zhu et al. 2017: ResNet G (6 blocks at 128 px), LSGAN, cycle 10 and identity 5 in the paper's scale
+    # (5 and 2.5 here: gan/variants/cyclegan.py), a pool of 50 images, Adam 2e-4 (0.5, 0.999)
+    "cyclegan": {
+        "data": {"dataset": "sites"},
+        "model": {"architecture": "resnet", "channels": 32, "residual_blocks": 6},
+        "loss": {"adversarial": "least_squares", "w_sup": 1.0, "cycle_weight": 5.0, "identity_weight": 2.5},
+        "train": {"lr_g": 2e-4, "lr_d": 2e-4, "betas": [0.5, 0.999], "batch_size": 4, "pool_size": 50},
+    },
     # Isola et al. 2017: U-Net G, 70 x 70 PatchGAN D on (source, image), L1 weighted 100, Adam 2e-4 (0.5, 0.999)
     "pix2pix": {
         "data": {"dataset": "ph2"},
@@ -97,17 +107,42 @@ class PH2Config(StrictModel):
         return self
 
 
+class SitesConfig(StrictModel):
+    """Two sites of a prostate dataset, unpaired (``gan/site_data.py``): cyclegan's domains A and B."""
+
+    root: str = "../shared/data/prostate_zonal"
+    column: str = "grid"  # the cases.csv column naming each case's site
+    a: list[str] = Field(default_factory=lambda: ["320px"], min_length=1)
+    b: list[str] = Field(default_factory=lambda: ["384px"], min_length=1)
+    spacing: float = Field(0.75, gt=0)  # mm in-plane, seg-train's prostate grid
+    size: tuple[int, int] = (160, 160)
+    folds: int = Field(2, ge=2)
+    fold: int = Field(0, ge=0)  # held out: the validation and test cases
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if any(s < 16 or s % 4 for s in self.size):  # the ResNet generator halves the grid twice
+            raise ValueError(f"data.sites.size {list(self.size)}: give rows and columns that are multiples of 4")
+        if self.fold >= self.folds:
+            raise ValueError(f"data.sites.fold {self.fold} must be below data.sites.folds {self.folds}")
+        if set(self.a) & set(self.b):
+            raise ValueError(f"data.sites.a and data.sites.b share {sorted(set(self.a) & set(self.b))}; the "
+                             "domains must be different sites")  # fmt: skip
+        return self
+
+
 class DataConfig(StrictModel):
-    dataset: Literal["digits", "ring", "ph2"] = "digits"
+    dataset: Literal["digits", "ring", "ph2", "sites"] = "digits"
     size: Literal[8, 16, 32] = 16
     split_seed: int = 0
     ring: RingConfig = Field(default_factory=RingConfig)
     ph2: PH2Config = Field(default_factory=PH2Config)
+    sites: SitesConfig = Field(default_factory=SitesConfig)
 
 
 class ModelConfig(StrictModel):
-    # biggan, progressive: those variants' own networks; unet: pix2pix; srresnet: srgan
-    architecture: Literal["mlp", "dcgan", "biggan", "unet", "progressive", "srresnet"] = "mlp"
+    # biggan, progressive: those variants' own networks; unet: pix2pix; srresnet: srgan; resnet: cyclegan
+    architecture: Literal["mlp", "dcgan", "biggan", "unet", "progressive", "srresnet", "resnet"] = "mlp"
     z_dim: int = Field(32, ge=1)
     hidden: int = Field(256, ge=1)  # MLP width
     channels: int = Field(32, ge=1)  # DCGAN base width
@@ -117,7 +152,7 @@ class ModelConfig(StrictModel):
     categorical: int = Field(10, ge=0)  # InfoGAN categorical code size
     continuous: int = Field(2, ge=0)  # InfoGAN continuous codes
     ema_decay: float = Field(0.999, ge=0, lt=1)  # BigGAN: decay of the moving average of G's weights
-    residual_blocks: int = Field(8, ge=1)  # srgan: residual blocks of G (the paper: 16 at width 64)
+    residual_blocks: int = Field(8, ge=1)  # srgan, cyclegan: residual blocks of G (srgan's paper: 16 at width 64)
 
 
 class LossConfig(StrictModel):
@@ -127,7 +162,7 @@ class LossConfig(StrictModel):
     gradient_penalty: float = Field(0.0, ge=0)
     weight_clip: float | None = Field(None, gt=0)
     info_weight: float = Field(1.0, ge=0)
-    w_sup: float = Field(0.0, ge=0)  # the variant's supervised term (pix2pix: L1 to the target)
+    w_sup: float = Field(0.0, ge=0)  # the variant's supervised term (pix2pix: L1 to the target; cyclegan: cycle)
     w_adv: float = Field(1.0, ge=0)  # 0: no adversarial term, no D updates (pix2pix's L1-only baseline)
     drift: float = Field(0.0, ge=0)  # progressive: weight of E[D(real)^2] in the critic's loss (Karras et al.)
     # srgan: MSE between features of a seg-train run's segmentor encoder (fold, first blocks)
@@ -135,6 +170,8 @@ class LossConfig(StrictModel):
     content_run: str | None = None
     content_fold: int = Field(0, ge=0)
     content_depth: int = Field(2, ge=1)
+    cycle_weight: float = Field(0.0, ge=0)  # cyclegan: weight of the cycle L1 within the supervised term
+    identity_weight: float = Field(0.0, ge=0)  # cyclegan: weight of the identity L1
 
 
 class LRSchedule(StrictModel):
@@ -184,6 +221,7 @@ class TrainConfig(StrictModel):
     amp: bool = False
     lr_schedule: LRSchedule | None = None  # none: constant learning rates
     growth: GrowthConfig | None = None  # progressive: the resolution schedule
+    pool_size: int | None = Field(None, ge=0)  # cyclegan: generated images each D draws its fakes from
 
 
 class EvalConfig(StrictModel):
@@ -217,6 +255,19 @@ class GANConfig(StrictModel):
             raise ValueError(f"variant {self.variant} needs images; use data.dataset: digits")
         if self.data.dataset == "ring" and self.model.architecture != "mlp":
             raise ValueError("data.dataset ring is 2D points; use model.architecture: mlp")
+        cyclegan = self.variant == "cyclegan"
+        if cyclegan != (self.data.dataset == "sites"):
+            raise ValueError(
+                f"variant {self.variant} with data.dataset {self.data.dataset}: cyclegan needs two sites "
+                "(data.dataset: sites) and the sites are for it only"
+            )
+        if cyclegan != (self.model.architecture == "resnet"):
+            raise ValueError("model.architecture resnet is cyclegan's generator, and cyclegan needs it")
+        if not cyclegan and (self.loss.cycle_weight or self.loss.identity_weight or self.train.pool_size is not None):
+            raise ValueError(
+                f"loss.cycle_weight, loss.identity_weight and train.pool_size are cyclegan's; variant {self.variant} "
+                "has none of them: leave them out"
+            )
         paired = self.variant in PAIRED_VARIANTS
         if paired != (self.data.dataset == "ph2"):
             raise ValueError(
@@ -232,7 +283,7 @@ class GANConfig(StrictModel):
                 "loss.content_weight > 0 is srgan's content loss and needs loss.content_run: a seg-train run "
                 "directory whose segmentor gives the features (e.g. runs/ph2/ce)"
             )
-        if self.loss.w_sup > 0 and not paired:
+        if self.loss.w_sup > 0 and not (paired or cyclegan):
             raise ValueError(f"loss.w_sup: variant {self.variant} has no supervised term; leave it at 0")
         if self.loss.w_adv == 0 and self.loss.w_sup == 0:
             raise ValueError("loss.w_adv 0 with loss.w_sup 0 trains nothing; give one of them a weight")
@@ -292,6 +343,10 @@ LATER_KEYS = {
     ("loss", "content_run"): None,
     ("loss", "content_fold"): 0,
     ("loss", "content_depth"): 2,
+    ("data", "sites"): SitesConfig().model_dump(mode="json"),
+    ("loss", "cycle_weight"): 0.0,
+    ("loss", "identity_weight"): 0.0,
+    ("train", "pool_size"): None,
 }
 
 

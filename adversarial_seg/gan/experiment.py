@@ -42,7 +42,7 @@ from adversarial_seg.gan.metrics import (
     ring_metrics,
 )
 from adversarial_seg.gan.trainer import Trainer, seeded_loader
-from adversarial_seg.gan.translation import TranslationEvaluator
+from adversarial_seg.gan.translation import CycleEvaluator, TranslationEvaluator
 from adversarial_seg.gan.variants import build_gan_step, build_lr_schedulers
 from adversarial_seg.provenance import git_commit, write_resolved_config
 from adversarial_seg.runtime import Precision, derived_seed, seed_everything
@@ -84,7 +84,14 @@ def stored_resume_hash(run_dir: Path) -> str | None:
 def load_data(config: GANConfig) -> dict:
     """``{"splits": {name: (x, y)}, "shape": per-sample shape, "classes": K, "images": bool}``; for
     PH2 pairs x is the image, y the source (the mask; for srgan the downsampled image) and
-    ``"cases"`` holds each split's case ids."""
+    ``"cases"`` holds each split's case ids. For cyclegan's two sites x is B's slices, y A's (unpaired:
+    their numbers differ)."""
+    if config.data.dataset == "sites":
+        from adversarial_seg.gan.site_data import site_splits
+
+        sites = site_splits(config.data.sites, config.data.split_seed)
+        return {"splits": sites["splits"], "shape": tuple(sites["splits"]["train"][0].shape[1:]), "classes": 0,
+                "images": True, "cases": sites["cases"]}  # fmt: skip
     if config.data.dataset == "ph2":
         from adversarial_seg.gan.paired_data import ph2_pairs
 
@@ -262,7 +269,12 @@ def train_gan(
 
     step = MonitoredStep.wrap(step, patience=config.eval.starved_steps, warn=warn)
     task = step.task
-    dataset = TensorPairs(*data["splits"]["train"])
+    if config.variant == "cyclegan":
+        from adversarial_seg.gan.site_data import UnpairedImages
+
+        dataset = UnpairedImages(*data["splits"]["train"])
+    else:
+        dataset = TensorPairs(*data["splits"]["train"])
     schedulers = build_lr_schedulers(config.train.lr_schedule, step)
     epoch_lr: dict[str, float] = {}  # the learning rates an epoch trains with (schedulers step after it)
 
@@ -271,7 +283,12 @@ def train_gan(
             epoch_lr.update(lr_g=step.optimizer_g.param_groups[0]["lr"], lr_d=step.optimizer_d.param_groups[0]["lr"])
         return seeded_loader(dataset, config.train.batch_size, config.seed, (), epoch, drop_last=True)
 
-    evaluator = TranslationEvaluator(config, data) if config.variant in PAIRED_VARIANTS else Evaluator(config, data)
+    if config.variant == "cyclegan":
+        evaluator = CycleEvaluator(config, data)
+    elif config.variant in PAIRED_VARIANTS:
+        evaluator = TranslationEvaluator(config, data)
+    else:
+        evaluator = Evaluator(config, data)
 
     def due(epoch: int) -> bool:
         return (epoch + 1) % config.eval.every == 0 or epoch + 1 == config.train.epochs
@@ -330,6 +347,8 @@ def train_gan(
         "reference_note": (
             "bicubic upsampling of the test split's low-resolution sources, scored like G's images"
             if config.variant == "srgan"
+            else "none: cyclegan's baseline, no translation, is scored by scripts/bench/cyclegan_transfer.py"
+            if config.variant == "cyclegan"
             else "none for paired data: a target scored against itself is perfect"
             if config.variant in PAIRED_VARIANTS
             else "held-out real data: the validation split scored like a sample against the test split; "
@@ -339,6 +358,7 @@ def train_gan(
             k: v for k, v in trainer.history[-1].items() if isinstance(v, (int, float)) and math.isfinite(v)
         },
         "warnings": log["warnings"],
+        **({"held_out": data["cases"]["test"]} if config.variant == "cyclegan" else {}),  # each site's cases
         "figures": ["metrics.png", "samples/", *figures],
         "command": command,
     }

@@ -148,7 +148,7 @@ class AdversarialStep:
         self.optimizer_d.zero_grad(set_to_none=True)
         with self.precision.autocast():
             real = task.real_sample(batch, generated)
-            fake = task.fake_sample(batch, generated)
+            fake = task.discriminator_fakes(batch, task.fake_sample(batch, generated))
             real_in = add_instance_noise(real, cfg.instance_noise)
             fake_in = add_instance_noise(fake, cfg.instance_noise)
             if cfg.on_features:

@@ -9,7 +9,8 @@ The adversarial step (``gan/step.py``) is written once against this interface. A
   for an unconditional GAN the images themselves). Only this tensor is interpolated for the
   gradient penalty and noised for instance noise.
 - ``discriminate(batch, sample)``: D's logits; conditioning (the image of an (image, mask)
-  pair, a class label) comes from ``batch``. ``discriminate_features(batch, sample)``: D's
+  pair, a class label) comes from ``batch``. ``discriminator_fakes``: the fakes D trains on, by
+  default G's latest (CycleGAN: drawn from a history of G's outputs). ``discriminate_features(batch, sample)``: D's
   output at every layer, logits last, for the feature losses (SegAN's multi-scale L1,
   feature matching); only tasks whose D exposes its layers define it.
 - ``supervised_loss``: an optional non-adversarial term on G's output (CE for segmentation,
@@ -47,6 +48,10 @@ class AdversarialTask:
 
     def fake_sample(self, batch: Batch, generated: Tensor) -> Tensor:
         return generated
+
+    def discriminator_fakes(self, batch: Batch, fake: Tensor) -> Tensor:
+        """The fake samples of a D update (detached): ``fake`` itself unless the task keeps a history."""
+        return fake
 
     def discriminate(self, batch: Batch, sample: Tensor) -> Tensor:
         return self.discriminator(sample)

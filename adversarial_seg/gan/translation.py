@@ -1,5 +1,6 @@
 """Evaluation of image-to-image variants (pix2pix, srgan): G's images for held-out sources against their
-targets, per epoch on the validation split and at the end on the test split.
+targets, per epoch on the validation split and at the end on the test split. CycleGAN has no targets:
+its held-out images are scored by how well a round trip returns them (``CycleEvaluator``).
 
 Metrics on intensities mapped from [-1, 1] to [0, 1]: ``l1`` (mean absolute difference),
 ``psnr`` (dB, MONAI ``PSNRMetric`` with max 1) and ``ssim`` (MONAI ``SSIMMetric``, 11 x 11
@@ -80,3 +81,50 @@ class TranslationEvaluator:
             upsampled = bicubic(sources, self.config.data.ph2.scale).clamp(-1, 1)
             columns = {"source": sources, "bicubic": upsampled, **{k: columns[k] for k in ("generated", "target")}}
         save_translation_panel(columns, path, title, row_labels=self.data["cases"]["val"][:n])
+
+
+class CycleEvaluator:
+    """cyclegan: per domain, the held-out images against their round trip (A -> B -> A and B -> A -> B):
+    ``cycle_l1_a`` / ``cycle_psnr_a`` and the same for b, in [0, 1] units. The panel shows held-out slices
+    of each domain, spread over the split, as source | translated | back."""
+
+    images = True
+
+    def __init__(self, config, data: dict):
+        self.config, self.data = config, data
+
+    @staticmethod
+    def round_trip(task, images: Tensor, there: str, back: str) -> tuple[Tensor, Tensor]:
+        translated = torch.cat([task.translate(chunk, there).cpu() for chunk in images.split(16)])
+        return translated, torch.cat([task.translate(chunk, back).cpu() for chunk in translated.split(16)])
+
+    def split_metrics(self, task, split: str) -> dict[str, float]:
+        b, a = self.data["splits"][split]
+        metrics = {}
+        for name, images, there, back in (("a", a, "ab", "ba"), ("b", b, "ba", "ab")):
+            _, returned = self.round_trip(task, images, there, back)
+            scores = translation_metrics(returned, images)
+            metrics[f"cycle_l1_{name}"], metrics[f"cycle_psnr_{name}"] = scores["l1"], scores["psnr"]
+        return metrics
+
+    def epoch_metrics(self, task) -> dict[str, float]:
+        return self.split_metrics(task, "val")
+
+    def final(self, task) -> dict[str, float]:
+        return self.split_metrics(task, "test")
+
+    def reference(self) -> dict[str, float]:
+        return {}
+
+    def save_samples(self, task, path: Path, title: str) -> None:
+        b, a = self.data["splits"]["val"]
+        rows = max(1, self.config.eval.grid // 2)
+        columns: dict[str, list[Tensor]] = {"source": [], "translated": [], "back": []}
+        labels = []
+        for name, images, there, back in (("A", a, "ab", "ba"), ("B", b, "ba", "ab")):
+            picked = images[torch.linspace(0, len(images) - 1, rows).round().long()]
+            translated, returned = self.round_trip(task, picked, there, back)
+            for key, value in zip(columns, (picked, translated, returned)):
+                columns[key].append(value)
+            labels += [f"{name} -> {'B' if name == 'A' else 'A'}"] * rows
+        save_translation_panel({k: torch.cat(v) for k, v in columns.items()}, path, title, row_labels=labels)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,20 @@ def link_zonal_cases(root: Path, cases: dict[str, str]) -> Path:
         (root / "labelsTr" / f"{case}.nii.gz").symlink_to(source / "labelsTr" / f"{case}.nii.gz")
     (root / "cases.csv").write_text("case,grid\n" + "".join(f"{c},{g}\n" for c, g in cases.items()))
     return root
+
+
+@pytest.fixture(scope="session")
+def two_sites(tmp_path_factory):
+    """6 prostate phantoms whose patients lie on two sites: A for patients 0 and 2, B for 1 and 3."""
+    root = write_prostate_phantoms(tmp_path_factory.mktemp("sites"), cases=6, seed=1, size=(64, 64, 6))
+    rows = list(csv.DictReader(open(root / "cases.csv")))
+    for row in rows:
+        row["site"] = "A" if int(row["patient"].split("_")[1]) % 2 == 0 else "B"
+    with open(root / "cases.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return root, {row["case"]: row["site"] for row in rows}
 
 
 def save_png(path: Path, array: np.ndarray) -> None:

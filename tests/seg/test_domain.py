@@ -15,11 +15,13 @@ from adversarial_seg.cli.seg_eval import main as evaluate
 from adversarial_seg.cli.seg_train import main
 from adversarial_seg.config import ConfigError, config_from_mapping
 from adversarial_seg.data.layouts import CaseRecord
-from adversarial_seg.data.phantoms import phantom_data_config, write_prostate_phantoms
+from adversarial_seg.data.phantoms import phantom_data_config
 from adversarial_seg.runtime import Precision
 from adversarial_seg.seg.domain import domain_terms, reverse_gradient
 from adversarial_seg.seg.fold import fold_cases, unlabelled_target_cases
 from adversarial_seg.seg.task import build_segmentation_step
+
+from ..data.conftest import two_sites  # noqa: F401  (the fixture)
 
 
 def test_gradient_reversal_is_the_identity_forward_and_minus_lambda_backward():
@@ -101,20 +103,6 @@ def test_the_encoder_gets_the_reversed_domain_gradient():
         torch.testing.assert_close(p.grad, dom, rtol=1e-4, atol=1e-6)
 
 
-@pytest.fixture(scope="module")
-def two_sites(tmp_path_factory):
-    """6 prostate phantoms whose patients lie on two sites: A for patients 0 and 2, B for 1 and 3."""
-    root = write_prostate_phantoms(tmp_path_factory.mktemp("sites"), cases=6, seed=1, size=(64, 64, 6))
-    rows = list(csv.DictReader(open(root / "cases.csv")))
-    for row in rows:
-        row["site"] = "A" if int(row["patient"].split("_")[1]) % 2 == 0 else "B"
-    with open(root / "cases.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return root, {row["case"]: row["site"] for row in rows}
-
-
 def write_config(path, root, domain):
     config = {
         "data": {**phantom_data_config("prostate", root), "size": [64, 64], "stratify": "site"},
@@ -126,7 +114,7 @@ def write_config(path, root, domain):
     return path
 
 
-def test_seg_train_with_dann_trains_on_site_a_and_scores_site_b(two_sites, tmp_path):
+def test_seg_train_with_dann_trains_on_site_a_and_scores_site_b(two_sites, tmp_path):  # noqa: F811
     root, site = two_sites
     domain = {"column": "site", "source": ["A"], "target": ["B"], "adapt": 0.1, "classifier_width": 8}
     run = tmp_path / "dann"
@@ -152,7 +140,7 @@ def test_seg_train_with_dann_trains_on_site_a_and_scores_site_b(two_sites, tmp_p
         assert runs[name]["complete"] and runs[name]["missing"] == []
 
 
-def test_an_unknown_site_exits_2_naming_the_key(two_sites, tmp_path, capsys):
+def test_an_unknown_site_exits_2_naming_the_key(two_sites, tmp_path, capsys):  # noqa: F811
     root, _ = two_sites
     domain = {"column": "site", "source": ["A"], "target": ["C"], "adapt": 0.1}
     run = tmp_path / "bad"

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -20,3 +22,14 @@ def tiny_step(variant: str, **sections):
 def digit_batches():
     x, y = digits_splits(16)["train"]
     return [{"real": x[i * 16 : (i + 1) * 16], "label": y[i * 16 : (i + 1) * 16]} for i in range(5)]
+
+
+def same_checkpoint_modules(straight: Path, resumed: Path) -> dict:
+    """Assert that two runs' ``checkpoint_last.pt`` hold equal tensors in every module; returns the first's."""
+    a = torch.load(straight / "checkpoint_last.pt", weights_only=True)["modules"]
+    b = torch.load(resumed / "checkpoint_last.pt", weights_only=True)["modules"]
+    assert set(a) == set(b)
+    for module in a:
+        for key, value in a[module].items():
+            assert torch.equal(value, b[module][key]), (module, key)
+    return a

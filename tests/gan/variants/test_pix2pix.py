@@ -17,6 +17,7 @@ from adversarial_seg.gan.variants.pix2pix import Pix2PixTask
 from adversarial_seg.runtime import Precision
 
 from ...data.conftest import ph2_like  # noqa: F401  (the fixture)
+from .conftest import same_checkpoint_modules
 
 
 def tiny_step(**loss):
@@ -117,11 +118,7 @@ def test_gan_train_runs_pix2pix_and_resumes_exactly(ph2_like, tmp_path, monkeypa
     with open(resumed / "log.csv") as handle:
         again = list(csv.DictReader(handle))
     assert [r["val_l1"] for r in again] == [r["val_l1"] for r in rows]
-    a = torch.load(straight / "checkpoint_last.pt", weights_only=True)["modules"]
-    b = torch.load(resumed / "checkpoint_last.pt", weights_only=True)["modules"]
-    for module in ("generator", "discriminator"):
-        for key, value in a[module].items():
-            assert torch.equal(value, b[module][key]), (module, key)
+    same_checkpoint_modules(straight, resumed)
 
 
 def test_a_ph2_folder_without_a_mask_exits_2_naming_the_file_and_writes_nothing(
