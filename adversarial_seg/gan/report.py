@@ -184,6 +184,23 @@ def _fcn_table(result: dict) -> list[str]:
     return lines
 
 
+def _truncation_table(result: dict) -> list[str]:
+    """BigGAN's truncation trick: fidelity (class accuracy, classifier score) against diversity (spread
+    ratio) and the Frechet distance as the threshold on |z| moves (none: no truncation)."""
+    lines = [
+        f"Run `{result['run']}` (seed {result.get('seed', '–')}, config hash {result['config_hash']}), "
+        f"{result['samples']} samples per threshold, equal per class, against the test split.",
+        "",
+        "| threshold on abs(z) | class accuracy | classifier score | Fréchet distance | spread ratio |",
+        "|---|---|---|---|---|",
+    ]
+    for row in result["rows"]:
+        label = "none" if row["threshold"] is None else f"{row['threshold']:g}"
+        lines.append(f"| {label} | {row['class_accuracy']:.3f} | {row['classifier_score']:.2f} | "
+                     f"{row['frechet_distance']:.1f} | {row['spread_ratio']:.3f} |")  # fmt: skip
+    return lines
+
+
 def _saturation_table(result: dict) -> list[str]:
     lines = [
         f"Early training, {result['description']}; mean over seeds {result['seeds']} "
@@ -219,7 +236,7 @@ def _provenance(runs: list[dict]) -> list[str]:
 def render_gan_results(json_paths) -> str:
     """Markdown: a digits table and a ring table (each with the held-out real data as the first
     row), a PH2 image-to-image table (pix2pix, srgan; srgan's bicubic reference first), the FCN-score
-    tables, the saturating vs non-saturating table when present, and how each number was made."""
+    tables, BigGAN's truncation curves, the saturating vs non-saturating table when present, and how each number was made."""
     results = [json.loads(Path(p).read_text()) for p in sorted(map(Path, json_paths))]
     runs = [r for r in results if r.get("kind", "run") == "run"]
     digits = [r for r in runs if r["dataset"] == "digits"]
@@ -237,6 +254,9 @@ def render_gan_results(json_paths) -> str:
     for result in results:
         if result.get("kind") == "fcn_score":
             out += [f"### FCN score: {result['name']}", "", *_fcn_table(result), ""]
+    for result in results:
+        if result.get("kind") == "truncation":
+            out += [f"### Truncation curve: {result['name']}", "", *_truncation_table(result), ""]
     for result in results:
         if result.get("kind") == "saturation":
             out += ["### Saturating vs non-saturating generator loss", "", *_saturation_table(result), ""]

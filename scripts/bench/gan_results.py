@@ -5,6 +5,7 @@
     python scripts/bench/gan_results.py --render-only               # tables only, from docs/results/gan/*.json
     python scripts/bench/gan_results.py --record NAME=RUN_DIR       # a finished gan-train run, as it ran
     python scripts/bench/gan_results.py --fcn NAME=DIR --command "python scripts/fcn_score.py ..."
+    python scripts/bench/gan_results.py --result NAME=FILE --command "python scripts/bench/truncation_curve.py ..."
 
 For each NAME it runs ``gan-train --config configs/gan/NAME.yaml --output runs/gan_results/NAME
 --device cpu --quiet`` in a fresh run directory with one CPU thread (OMP_NUM_THREADS=1), times the
@@ -99,10 +100,21 @@ def record_fcn(name: str, folder: Path, command: str) -> dict:
     path = Path(folder) / "fcn_score.json"
     if not path.is_file():
         raise SystemExit(f"{path} is missing: run scripts/fcn_score.py with --output {folder} first")
+    return record_result(name, path, command, kind="fcn_score")
+
+
+def record_result(name: str, path: Path, command: str, kind: str | None = None) -> dict:
+    """A result JSON a script wrote (its ``kind`` says which table renders it), with the command that wrote it."""
+    if not Path(path).is_file():
+        raise SystemExit(f"{path} is missing: run the command that writes it first ({command})")
     from adversarial_seg.provenance import git_commit
 
-    return {"kind": "fcn_score", "name": name, "command": command, "git_commit": git_commit(),
-            **json.loads(path.read_text())}  # fmt: skip
+    body = json.loads(Path(path).read_text())
+    kind = kind or body.get("kind")
+    if kind is None:
+        raise SystemExit(f"{path} has no 'kind'; it is not a result JSON of scripts/bench/truncation_curve.py")
+    measured_at = body.get("machine", {}).get("commit")  # the bench's own record of the code it ran
+    return {**body, "kind": kind, "name": name, "command": command, "git_commit": measured_at or git_commit()}
 
 
 def write_record(name: str, body: dict) -> None:
@@ -143,11 +155,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         metavar="NAME=DIR",
         help="record scripts/fcn_score.py's result in DIR as NAME (repeatable; with --command)",
     )
-    parser.add_argument("--command", help="the fcn_score.py command that wrote --fcn's DIR")
+    parser.add_argument(
+        "--result",
+        action="append",
+        default=[],
+        metavar="NAME=FILE",
+        help="record a result JSON a script wrote (truncation_curve.py --output) as NAME (with --command)",
+    )
+    parser.add_argument("--command", help="the command that wrote --fcn's DIR or --result's FILE")
     args = parser.parse_args(argv)
-    if args.fcn and not args.command:
-        parser.error("--fcn needs --command: the fcn_score.py command that wrote the folder")
-    for item in args.record + args.fcn:
+    if (args.fcn or args.result) and not args.command:
+        parser.error("--fcn and --result need --command: the command that wrote the folder or file")
+    for item in args.record + args.fcn + args.result:
         if "=" not in item:
             parser.error(f"--record / --fcn take NAME=DIR, got {item!r}")
     if args.seeds is not None and (len(args.seeds) < 2 or len(set(args.seeds)) != len(args.seeds)):
@@ -162,13 +181,16 @@ def main(argv: list[str]) -> int:
     if args.render_only:
         render_docs()
         return 0
-    if args.record or args.fcn:
+    if args.record or args.fcn or args.result:
         for item in args.record:
             name, folder = item.split("=", 1)
             write_record(name, record_run(name, Path(folder)))
         for item in args.fcn:
             name, folder = item.split("=", 1)
             write_record(name, record_fcn(name, Path(folder), args.command))
+        for item in args.result:
+            name, path = item.split("=", 1)
+            write_record(name, record_result(name, Path(path), args.command))
         render_docs()
         return 0
     names = args.names or sorted(p.stem for p in (REPO / "configs" / "gan").glob("*.yaml"))

@@ -163,3 +163,26 @@ def test_image_to_image_and_fcn_records_render_their_tables(tmp_path):
     assert "| bicubic | 23 | 0.874 ± 0.100 | 3.21 |" in text and "### FCN score: srgan_fcn" in text
     with pytest.raises(SystemExit, match="metrics.json is missing"):
         bench.record_run("x", tmp_path / "absent")
+
+
+def test_a_truncation_result_is_recorded_with_its_command_and_renders_its_curve(tmp_path):
+    bench = load_bench()
+    rows = [{"threshold": 0.5, "class_accuracy": 1.0, "classifier_score": 9.861, "frechet_distance": 90.71,
+             "spread_ratio": 0.8464},
+            {"threshold": None, "class_accuracy": 0.98, "classifier_score": 9.5, "frechet_distance": 41.29,
+             "spread_ratio": 0.9363}]  # fmt: skip
+    result = tmp_path / "t.json"
+    result.write_text(json.dumps({"kind": "truncation", "run": "runs/b", "config_hash": "h1", "seed": 0,
+                                  "samples": 100, "rows": rows, "machine": {"commit": "abc123"}}))  # fmt: skip
+    record = bench.record_result("biggan_truncation", result, "python scripts/bench/truncation_curve.py runs/b")
+    assert (record["kind"], record["git_commit"], record["name"]) == ("truncation", "abc123", "biggan_truncation")
+    (tmp_path / "biggan_truncation.json").write_text(json.dumps(record))
+    text = render_gan_results([tmp_path / "biggan_truncation.json"])
+    assert "### Truncation curve: biggan_truncation" in text
+    assert "| 0.5 | 1.000 | 9.86 | 90.7 | 0.846 |" in text and "| none | 0.980 | 9.50 | 41.3 | 0.936 |" in text
+    assert "| biggan_truncation | `python scripts/bench/truncation_curve.py runs/b` | abc123 | h1 |" in text
+    (tmp_path / "no_kind.json").write_text("{}")
+    with pytest.raises(SystemExit, match="has no 'kind'"):
+        bench.record_result("x", tmp_path / "no_kind.json", "c")
+    with pytest.raises(SystemExit, match="is missing"):
+        bench.record_result("x", tmp_path / "absent.json", "c")
