@@ -172,7 +172,8 @@ class DomainConfig(StrictModel):
     cases of the ``target`` sites (``column`` of cases.csv names each case's site). With ``adapt`` > 0
     the images of the fold's ``target`` training cases, without their labels, join the training
     through DANN (Ganin et al. 2016): a domain classifier on the segmentor's bottleneck features
-    behind a gradient reversal layer of weight ``adapt``. ``source`` equal to ``target`` is training
+    behind a gradient reversal layer of weight ``adapt`` (with ``adapt_ramp``, rising from 0 to ``adapt`` as
+    Ganin et al. schedule it). ``source`` equal to ``target`` is training
     on the target site itself (the upper bound); ``adapt`` 0 with other sites is source-only training.
     """
 
@@ -180,6 +181,8 @@ class DomainConfig(StrictModel):
     source: list[str] = Field(min_length=1)
     target: list[str] = Field(min_length=1)
     adapt: float = Field(0.0, ge=0)
+    # Ganin et al.'s schedule: the reversal weight rises from 0 to ``adapt`` over training (seg.domain.ganin_ramp)
+    adapt_ramp: bool = False
     classifier_width: int = Field(64, ge=1)
 
     @model_validator(mode="after")

@@ -9,6 +9,7 @@ classifier cannot tell apart while the supervised loss on the source site keeps 
   sample (target site = 1).
 * ``FeatureTap``: keeps the output of the segmentor's bottleneck (the innermost block of a MONAI
   UNet, ``seg.unet_parts.unet_bottleneck``) at every forward pass.
+* ``ganin_ramp``: Ganin et al.'s schedule of the reversal weight over training.
 * ``domain_terms``: the classifier's loss (binary cross-entropy, source 0, target 1, the mean of the
   two sites' means) and its accuracy, which falls towards 0.5 as the features align.
 
@@ -20,6 +21,8 @@ Example:
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -73,6 +76,17 @@ class DomainClassifier(nn.Module):
     def forward(self, features: Tensor) -> Tensor:
         """(B, C, *S) features -> (B,) logits, target site positive."""
         return self.head(self.body(features).flatten(2).mean(2))[:, 0]
+
+
+def ganin_ramp(progress: float, gamma: float = 10.0) -> float:
+    """2 / (1 + exp(-gamma p)) - 1 at training progress p in [0, 1]: 0 at the start, 0.987 at p = 0.5
+    (Ganin et al. 2016, section 5.2.2), so the classifier learns the domains before the encoder is
+    pushed to hide them.
+
+    >>> [round(ganin_ramp(p), 3) for p in (0.0, 0.1, 0.5, 1.0)]
+    [0.0, 0.462, 0.987, 1.0]
+    """
+    return 2.0 / (1.0 + math.exp(-gamma * progress)) - 1.0
 
 
 def domain_terms(source_logits: Tensor, target_logits: Tensor) -> dict[str, Tensor]:

@@ -26,6 +26,7 @@ from adversarial_seg.gan.trainer import Trainer, format_epoch_line, seeded_loade
 from adversarial_seg.plots import plot_training_curves
 from adversarial_seg.provenance import git_commit
 from adversarial_seg.runtime import Precision, derived_seed, seed_everything, to_device
+from adversarial_seg.seg.domain import ganin_ramp
 from adversarial_seg.seg.inference import predict_native, write_probabilities
 from adversarial_seg.seg.probe import discriminator_probe
 from adversarial_seg.seg.progress import StudyClock
@@ -214,6 +215,8 @@ class FoldRunner:
             plot_training_curves(trainer.history, fold_dir / "progress.png", f"{self.spec.name} fold {fold}")
 
         def make_loader(epoch: int):
+            if target is not None and cfg.domain.adapt_ramp:  # the epoch's reversal weight, from its index alone
+                step.task.adapt = cfg.domain.adapt * ganin_ramp(epoch / cfg.train.epochs)
             labelled = seeded_loader(
                 dataset.epoch_samples(
                     cfg.train.empty_slices,

@@ -70,7 +70,7 @@ class SegmentationTask(AdversarialTask):
         self.generator(batch["target_image"])  # for its bottleneck features; the output is unused
         source = self.domain_classifier(reverse_gradient(self._source_features, self.adapt))
         target = self.domain_classifier(reverse_gradient(self._tap.output, self.adapt))
-        return domain_terms(source, target)
+        return {**domain_terms(source, target), "domain_weight": torch.tensor(self.adapt)}  # logged only
 
     def after_generator_update(self) -> None:
         if self._tap is not None:  # drop the step's features (and the graphs they hold) once G has moved

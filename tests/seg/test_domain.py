@@ -103,11 +103,11 @@ def test_the_encoder_gets_the_reversed_domain_gradient():
         torch.testing.assert_close(p.grad, dom, rtol=1e-4, atol=1e-6)
 
 
-def write_config(path, root, domain):
+def write_config(path, root, domain, epochs=1):
     config = {
         "data": {**phantom_data_config("prostate", root), "size": [64, 64], "stratify": "site"},
         "model": {"segmentor": {"name": "UNet", "channels": [8, 16, 32], "strides": [2, 2], "num_res_units": 0}},
-        "scheme": "ce", "train": {"epochs": 1, "batch_size": 8}, "cv": {"folds": 2},
+        "scheme": "ce", "train": {"epochs": epochs, "batch_size": 8}, "cv": {"folds": 2},
         "metrics": {"specificity_region": "gland"}, "domain": domain,
     }  # fmt: skip
     path.write_text(yaml.safe_dump(config))
@@ -127,6 +127,7 @@ def test_seg_train_with_dann_trains_on_site_a_and_scores_site_b(two_sites, tmp_p
         assert scored and {site[c] for c in scored} == {"B"}
         (row,) = list(csv.DictReader(open(run / f"fold_{fold}" / "log.csv")))
         assert math.isfinite(float(row["loss_domain"])) and 0 <= float(row["domain_accuracy"]) <= 1
+        assert float(row["domain_weight"]) == pytest.approx(0.1)  # constant without domain.adapt_ramp
         assert "domain_classifier" in load_checkpoint(run / f"fold_{fold}" / "checkpoint_last.pt")["modules"]
     source_only = tmp_path / "source_only"
     assert main(["--config", str(write_config(tmp_path / "so.yaml", root, {**domain, "adapt": 0.0})),
@@ -148,3 +149,17 @@ def test_an_unknown_site_exits_2_naming_the_key(two_sites, tmp_path, capsys):  #
     err = capsys.readouterr().err
     assert "domain.target names sites ['C']" in err and "['A', 'B']" in err
     assert not run.exists() or not any(run.iterdir())  # nothing written
+
+
+def test_the_ramp_raises_the_reversal_weight_epoch_by_epoch_as_ganin_et_al(two_sites, tmp_path):  # noqa: F811
+    root, _ = two_sites
+    domain = {"column": "site", "source": ["A"], "target": ["B"], "adapt": 0.2, "adapt_ramp": True,
+              "classifier_width": 8}  # fmt: skip
+    run = tmp_path / "ramp"
+    config = write_config(tmp_path / "ramp.yaml", root, domain, epochs=3)
+    assert main(["--config", str(config), "--output", str(run), "--no-progress", "--fold", "0"]) == 0
+    rows = list(csv.DictReader(open(run / "fold_0" / "log.csv")))
+    # epoch e of 3 trains at 0.2 x (2 / (1 + exp(-10 e / 3)) - 1)
+    expected = [0.2 * (2 / (1 + math.exp(-10 * e / 3)) - 1) for e in range(3)]
+    assert [float(r["domain_weight"]) for r in rows] == pytest.approx(expected, abs=1e-6)
+    assert expected[0] == 0.0 and expected[1] == pytest.approx(0.2 * 0.9311, abs=1e-4)
