@@ -84,6 +84,16 @@ def prepare(args: argparse.Namespace):
             )
         except InputError as exc:
             raise ConfigError(f"loss.content_run: {exc}") from None
+    if config.variant == "stackgan":  # its text encoder (and stage I run), read before anything is written
+        from adversarial_seg.gan.ph2_encoders import load_encoders
+        from adversarial_seg.gan.variants.stackgan import load_stage_one
+
+        try:
+            load_encoders(config.model.encoders)
+        except InputError as exc:
+            raise ConfigError(f"model.encoders: {exc}") from None
+        if config.model.stage == 2:
+            load_stage_one(config.model.stage1_run, config)
     if config.data.dataset == "digits":
         from adversarial_seg.gan.metrics import load_digits_classifier
 

@@ -27,6 +27,7 @@ from adversarial_seg.config import ConfigError, Source, StrictModel, describe_er
 
 VARIANTS = (
     "vanilla", "dcgan", "cgan", "infogan", "wgan", "wgan_gp", "biggan", "pix2pix", "progressive", "srgan", "cyclegan",
+    "stackgan",
 )  # fmt: skip
 PAIRED_VARIANTS = ("pix2pix", "srgan")  # image-to-image: G maps a source image to a target, no noise
 LOSSES = ("minimax", "non_saturating", "least_squares", "hinge", "wasserstein")
@@ -75,6 +76,14 @@ VARIANT_DEFAULTS: dict[str, dict] = {
         "model": {"architecture": "resnet", "channels": 32, "residual_blocks": 6},
         "loss": {"adversarial": "least_squares", "w_sup": 1.0, "cycle_weight": 5.0, "identity_weight": 2.5},
         "train": {"lr_g": 2e-4, "lr_d": 2e-4, "betas": [0.5, 0.999], "batch_size": 4, "pool_size": 50},
+    },
+    # Zhang et al. 2017: conditioning augmentation (KL weight 1), matching-aware D, Adam 2e-4 (0.5, 0.999);
+    # stage I at half of data.ph2.size (64 x 64 here where the paper's stage I is 64 and stage II 256)
+    "stackgan": {
+        "data": {"dataset": "ph2_text", "ph2": {"size": [64, 64]}},
+        "model": {"architecture": "stackgan", "channels": 32, "z_dim": 64},
+        "loss": {"kl_weight": 1.0, "mismatch_weight": 1.0},
+        "train": {"lr_g": 2e-4, "lr_d": 2e-4, "betas": [0.5, 0.999], "batch_size": 16},
     },
     # Isola et al. 2017: U-Net G, 70 x 70 PatchGAN D on (source, image), L1 weighted 100, Adam 2e-4 (0.5, 0.999)
     "pix2pix": {
@@ -132,7 +141,7 @@ class SitesConfig(StrictModel):
 
 
 class DataConfig(StrictModel):
-    dataset: Literal["digits", "ring", "ph2", "sites"] = "digits"
+    dataset: Literal["digits", "ring", "ph2", "sites", "ph2_text"] = "digits"
     size: Literal[8, 16, 32] = 16
     split_seed: int = 0
     ring: RingConfig = Field(default_factory=RingConfig)
@@ -142,7 +151,7 @@ class DataConfig(StrictModel):
 
 class ModelConfig(StrictModel):
     # biggan, progressive: those variants' own networks; unet: pix2pix; srresnet: srgan; resnet: cyclegan
-    architecture: Literal["mlp", "dcgan", "biggan", "unet", "progressive", "srresnet", "resnet"] = "mlp"
+    architecture: Literal["mlp", "dcgan", "biggan", "unet", "progressive", "srresnet", "resnet", "stackgan"] = "mlp"
     z_dim: int = Field(32, ge=1)
     hidden: int = Field(256, ge=1)  # MLP width
     channels: int = Field(32, ge=1)  # DCGAN base width
@@ -152,6 +161,11 @@ class ModelConfig(StrictModel):
     categorical: int = Field(10, ge=0)  # InfoGAN categorical code size
     continuous: int = Field(2, ge=0)  # InfoGAN continuous codes
     ema_decay: float = Field(0.999, ge=0, lt=1)  # BigGAN: decay of the moving average of G's weights
+    # stackgan: which stage trains, the stage I run a stage II refines, the text encoder's folder
+    stage: Literal[1, 2] = 1
+    stage1_run: str | None = None
+    encoders: str = "runs/ph2_encoders"
+    condition_dim: int = Field(32, ge=1)  # stackgan: size of the conditioning augmentation's output
     residual_blocks: int = Field(8, ge=1)  # srgan, cyclegan: residual blocks of G (srgan's paper: 16 at width 64)
 
 
@@ -170,6 +184,8 @@ class LossConfig(StrictModel):
     content_run: str | None = None
     content_fold: int = Field(0, ge=0)
     content_depth: int = Field(2, ge=1)
+    kl_weight: float = Field(0.0, ge=0)  # stackgan: weight of the conditioning augmentation's KL term
+    mismatch_weight: float = Field(0.0, ge=0)  # stackgan: weight of real images with a wrong sentence as negatives
     cycle_weight: float = Field(0.0, ge=0)  # cyclegan: weight of the cycle L1 within the supervised term
     identity_weight: float = Field(0.0, ge=0)  # cyclegan: weight of the identity L1
 
@@ -268,6 +284,23 @@ class GANConfig(StrictModel):
                 f"loss.cycle_weight, loss.identity_weight and train.pool_size are cyclegan's; variant {self.variant} "
                 "has none of them: leave them out"
             )
+        stackgan = self.variant == "stackgan"
+        if stackgan != (self.data.dataset == "ph2_text") or stackgan != (self.model.architecture == "stackgan"):
+            raise ValueError(
+                f"variant {self.variant} with data.dataset {self.data.dataset} and model.architecture "
+                f"{self.model.architecture}: stackgan needs data.dataset ph2_text and model.architecture stackgan, "
+                "and they are for it only"
+            )
+        if not stackgan and (self.loss.kl_weight or self.loss.mismatch_weight):
+            raise ValueError(f"loss.kl_weight and loss.mismatch_weight are stackgan's; variant {self.variant} has none")
+        if stackgan and self.loss.adversarial not in ("minimax", "non_saturating"):
+            raise ValueError("stackgan's matching-aware D is logistic: use loss.adversarial non_saturating or minimax")
+        if stackgan and self.model.stage == 2 and not self.model.stage1_run:
+            raise ValueError(
+                "model.stage 2 refines a stage I run: give model.stage1_run (a stackgan stage 1 run directory)"
+            )
+        if stackgan and (self.data.ph2.size[0] != self.data.ph2.size[1] or self.data.ph2.size[0] < 32):
+            raise ValueError(f"stackgan needs square images of 32 px or more: data.ph2.size {list(self.data.ph2.size)}")
         paired = self.variant in PAIRED_VARIANTS
         if paired != (self.data.dataset == "ph2"):
             raise ValueError(
@@ -347,6 +380,12 @@ LATER_KEYS = {
     ("loss", "cycle_weight"): 0.0,
     ("loss", "identity_weight"): 0.0,
     ("train", "pool_size"): None,
+    ("model", "stage"): 1,
+    ("model", "stage1_run"): None,
+    ("model", "encoders"): "runs/ph2_encoders",
+    ("model", "condition_dim"): 32,
+    ("loss", "kl_weight"): 0.0,
+    ("loss", "mismatch_weight"): 0.0,
 }
 
 

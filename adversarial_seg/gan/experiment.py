@@ -92,6 +92,13 @@ def load_data(config: GANConfig) -> dict:
         sites = site_splits(config.data.sites, config.data.split_seed)
         return {"splits": sites["splits"], "shape": tuple(sites["splits"]["train"][0].shape[1:]), "classes": 0,
                 "images": True, "cases": sites["cases"]}  # fmt: skip
+    if config.data.dataset == "ph2_text":  # stackgan: x the image, y its sentence's word ids
+        from adversarial_seg.gan.ph2_text import ph2_text_splits
+
+        text = ph2_text_splits(config.data.ph2.root, config.data.ph2.size, config.data.split_seed)
+        splits = {name: (part["images"], part["tokens"]) for name, part in text.items()}
+        return {"splits": splits, "shape": tuple(splits["train"][0].shape[1:]), "classes": 0, "images": True,
+                "cases": {name: part["cases"] for name, part in text.items()}, "text": text}  # fmt: skip
     if config.data.dataset == "ph2":
         from adversarial_seg.gan.paired_data import ph2_pairs
 
@@ -285,6 +292,10 @@ def train_gan(
 
     if config.variant == "cyclegan":
         evaluator = CycleEvaluator(config, data)
+    elif config.variant == "stackgan":
+        from adversarial_seg.gan.text_evaluation import TextEvaluator
+
+        evaluator = TextEvaluator(config, data)
     elif config.variant in PAIRED_VARIANTS:
         evaluator = TranslationEvaluator(config, data)
     else:
@@ -349,6 +360,9 @@ def train_gan(
             if config.variant == "srgan"
             else "none: cyclegan's baseline, no translation, is scored by scripts/bench/cyclegan_transfer.py"
             if config.variant == "cyclegan"
+            else "real held-out PH2 images: the test cases' agreement with their own attributes; the validation "
+            "images scored like a sample against the test images"
+            if config.variant == "stackgan"
             else "none for paired data: a target scored against itself is perfect"
             if config.variant in PAIRED_VARIANTS
             else "held-out real data: the validation split scored like a sample against the test split; "

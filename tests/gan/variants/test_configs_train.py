@@ -26,6 +26,13 @@ def test_config_trains_two_steps(path):
     config = gan_config_from_mapping(raw, str(path))
     if config.data.dataset == "ph2" and not (REPO / config.data.ph2.root).is_dir():
         pytest.skip(f"{config.data.ph2.root} is absent: {path.name} trains on the shared PH2 data")
+    if config.variant == "stackgan":
+        needed = [config.model.encoders] + ([config.model.stage1_run] if config.model.stage == 2 else [])
+        absent = [p for p in needed if not (REPO / p).is_dir()]
+        if absent:
+            pytest.skip(
+                f"{path.name} needs {', '.join(absent)}, trained by its commands (test_stackgan.py trains them)"
+            )
     auxiliary = {}
     if config.loss.content_weight > 0:
         if not (REPO / config.loss.content_run / "config.yaml").is_file():
