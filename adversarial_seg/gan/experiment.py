@@ -373,6 +373,7 @@ def train_gan(
         },
         "warnings": log["warnings"],
         **({"held_out": data["cases"]["test"]} if config.variant == "cyclegan" else {}),  # each site's cases
+        **({"stage": config.model.stage} if config.variant == "stackgan" else {}),
         "figures": ["metrics.png", "samples/", *figures],
         "command": command,
     }

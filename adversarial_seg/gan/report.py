@@ -169,6 +169,54 @@ def _paired_table(runs: list[dict]) -> list[str]:
     return lines
 
 
+def _sites_table(runs: list[dict]) -> list[str]:
+    """cyclegan runs: the round-trip error of each site's held-out slices."""
+    lines = ["| run | held-out cases (A / B) | cycle L1 A | cycle PSNR A (dB) | cycle L1 B | cycle PSNR B (dB) | time |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for run in runs:
+        m, held = run["metrics"], run.get("held_out", {})
+        cases = f"{len(held.get('a', []))} / {len(held.get('b', []))}" if held else "–"
+        lines.append(f"| {_name(run)} | {cases} | {_num(m, 'cycle_l1_a', '.4f')} | {_num(m, 'cycle_psnr_a', '.2f')} | "
+                     f"{_num(m, 'cycle_l1_b', '.4f')} | {_num(m, 'cycle_psnr_b', '.2f')} | {_time(run)} |")  # fmt: skip
+    return lines
+
+
+def _text_table(runs: list[dict]) -> list[str]:
+    """stackgan runs (test sentences) beside real held-out images."""
+    lines = ["| run | stage | agreement | Fréchet distance (classifier features) | spread ratio | time |",
+             "|---|---|---|---|---|---|"]  # fmt: skip
+    reference = runs[0]["reference"]
+    lines.append(f"| real held-out images | – | {_num(reference, 'agreement', '.3f')} | "
+                 f"{_num(reference, 'frechet_distance', '.1f')} | {_num(reference, 'spread_ratio', '.3f')} | – |")  # fmt: skip
+    for run in runs:
+        m, std = run["metrics"], run.get("metrics_std")
+        lines.append(f"| {_name(run)} | {run.get('stage', '–')} | {_num(m, 'agreement', '.3f', std)} | "
+                     f"{_num(m, 'frechet_distance', '.1f', std)} | {_num(m, 'spread_ratio', '.3f', std)} | {_time(run)} |")  # fmt: skip
+    return lines
+
+
+def _transfer_table(result: dict) -> list[str]:
+    """scripts/cyclegan_transfer.py: a site-A segmentor on site B as it is, translated, and trained on B."""
+    regions = list(next(iter(result["rows"].values()))["dsc_mean"])
+    lines = [
+        f"Site-B cases {', '.join(result['cases'])}, each translated by the cyclegan run that held it out and "
+        "segmented by the fold model that had it in validation; DSC on cyclegan's grid, mean ± sample std over cases.",
+        "",
+        "| segmentor / images | " + " | ".join(f"{r} DSC" for r in regions) + " |",
+        "|---|" + "---|" * len(regions),
+    ]
+    for key, row in result["rows"].items():
+        cells = " | ".join(f"{row['dsc_mean'][r]:.3f} ± {row['dsc_std'][r]:.3f}" for r in regions)
+        lines.append(f"| {key} | {cells} |")
+    comparison = result["translated_vs_as_is"]
+    lines.append("| translated - as is (Wilcoxon p) | " + " | ".join(
+        f"{comparison[r]['difference']:+.3f} (p {comparison[r]['wilcoxon_p']:.2g})" for r in regions) + " |")  # fmt: skip
+    if "gap_closed" in comparison[regions[0]]:
+        lines.append("| share of the cross-site gap closed | " + " | ".join(
+            f"{comparison[r]['gap_closed']:.2f} of {comparison[r]['gap']:.3f}" for r in regions) + " |")  # fmt: skip
+    return lines
+
+
 def _fcn_table(result: dict) -> list[str]:
     lines = [
         f"Segmentor `{result['segmentor']}` (each case by the fold model that did not train on it), splits "
@@ -242,6 +290,8 @@ def render_gan_results(json_paths) -> str:
     digits = [r for r in runs if r["dataset"] == "digits"]
     ring = [r for r in runs if r["dataset"] == "ring"]
     paired = [r for r in runs if r["dataset"] == "ph2"]
+    sites = [r for r in runs if r["dataset"] == "sites"]
+    text = [r for r in runs if r["dataset"] == "ph2_text"]
     out: list[str] = []
     if any("seeds" in r for r in runs):
         out += [SEEDS_NOTE, ""]
@@ -251,6 +301,13 @@ def render_gan_results(json_paths) -> str:
         out += ["### Ring of 8 Gaussians", "", *_ring_table(ring), ""]
     if paired:
         out += ["### PH2 image-to-image (test split)", "", *_paired_table(paired), ""]
+    if sites:
+        out += ["### CycleGAN between the two prostate sites (held-out slices)", "", *_sites_table(sites), ""]
+    for result in results:
+        if result.get("kind") == "cyclegan_transfer":
+            out += [f"### Cross-site segmentation: {result['name']}", "", *_transfer_table(result), ""]
+    if text:
+        out += ["### PH2 lesions from sentences (test sentences)", "", *_text_table(text), ""]
     for result in results:
         if result.get("kind") == "fcn_score":
             out += [f"### FCN score: {result['name']}", "", *_fcn_table(result), ""]

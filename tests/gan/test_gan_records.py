@@ -186,3 +186,32 @@ def test_a_truncation_result_is_recorded_with_its_command_and_renders_its_curve(
         bench.record_result("x", tmp_path / "no_kind.json", "c")
     with pytest.raises(SystemExit, match="is missing"):
         bench.record_result("x", tmp_path / "absent.json", "c")
+
+
+def test_cyclegan_stackgan_and_transfer_records_render_their_tables(tmp_path):
+    base = {"kind": "run", "adversarial": "least_squares", "seed": 0, "config_hash": "h", "git_commit": "abc",
+            "epochs": 10, "train_seconds": 600.0, "command": "gan-train ..."}  # fmt: skip
+    cycle = {**base, "name": "cyclegan_fold0", "variant": "cyclegan", "dataset": "sites",
+             "held_out": {"a": ["c1", "c2"], "b": ["c3"]}, "reference": {},
+             "metrics": {"cycle_l1_a": 0.01234, "cycle_psnr_a": 30.123, "cycle_l1_b": 0.02, "cycle_psnr_b": 28.0}}  # fmt: skip
+    stack = {**base, "name": "stackgan_stage2", "variant": "stackgan", "dataset": "ph2_text", "stage": 2,
+             "metrics": {"agreement": 0.55, "frechet_distance": 12.34, "spread_ratio": 0.8},
+             "reference": {"agreement": 0.63, "frechet_distance": 5.0, "spread_ratio": 0.95}}  # fmt: skip
+    rows = {key: {"per_case": {}, "dsc_mean": {"pz": pz, "gland": g}, "dsc_std": {"pz": 0.1, "gland": 0.05}}
+            for key, pz, g in (("source_only/as_is", 0.2, 0.5), ("source_only/translated", 0.3, 0.6),
+                               ("on_target/as_is", 0.6, 0.8))}  # fmt: skip
+    comparison = {"pz": {"difference": 0.1, "wilcoxon_p": 0.04, "gap": 0.4, "gap_closed": 0.25},
+                  "gland": {"difference": 0.1, "wilcoxon_p": 0.2, "gap": 0.3, "gap_closed": 1 / 3}}  # fmt: skip
+    transfer = {"kind": "cyclegan_transfer", "name": "cross_site", "command": "python scripts/cyclegan_transfer.py",
+                "git_commit": "abc", "cases": ["c3"], "rows": rows, "translated_vs_as_is": comparison}  # fmt: skip
+    paths = []
+    for name, body in (("a", cycle), ("b", stack), ("c", transfer)):
+        paths.append(tmp_path / f"{name}.json")
+        paths[-1].write_text(json.dumps(body))
+    text = render_gan_results(paths)
+    assert "| cyclegan_fold0 | 2 / 1 | 0.0123 | 30.12 | 0.0200 | 28.00 | 600 s (10 epochs) |" in text
+    assert "| real held-out images | – | 0.630 | 5.0 | 0.950 | – |" in text
+    assert "| stackgan_stage2 | 2 | 0.550 | 12.3 | 0.800 | 600 s (10 epochs) |" in text
+    assert "| source_only/translated | 0.300 ± 0.100 | 0.600 ± 0.050 |" in text
+    assert "| translated - as is (Wilcoxon p) | +0.100 (p 0.04) | +0.100 (p 0.2) |" in text
+    assert "| share of the cross-site gap closed | 0.25 of 0.400 | 0.33 of 0.300 |" in text
