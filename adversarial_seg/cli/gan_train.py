@@ -84,7 +84,7 @@ def prepare(args: argparse.Namespace):
             )
         except InputError as exc:
             raise ConfigError(f"loss.content_run: {exc}") from None
-    if config.variant == "stackgan":  # its text encoder (and stage I run), read before anything is written
+    if config.variant == "stackgan" or config.data.dataset == "ph2_images":  # encoders (and stage I), read first
         from adversarial_seg.gan.ph2_encoders import load_encoders
         from adversarial_seg.gan.variants.stackgan import load_stage_one
 
@@ -92,7 +92,7 @@ def prepare(args: argparse.Namespace):
             load_encoders(config.model.encoders)
         except InputError as exc:
             raise ConfigError(f"model.encoders: {exc}") from None
-        if config.model.stage == 2:
+        if config.variant == "stackgan" and config.model.stage == 2:
             load_stage_one(config.model.stage1_run, config)
     if config.data.dataset == "digits":
         from adversarial_seg.gan.metrics import load_digits_classifier

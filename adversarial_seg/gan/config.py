@@ -141,7 +141,7 @@ class SitesConfig(StrictModel):
 
 
 class DataConfig(StrictModel):
-    dataset: Literal["digits", "ring", "ph2", "sites", "ph2_text"] = "digits"
+    dataset: Literal["digits", "ring", "ph2", "sites", "ph2_text", "ph2_images"] = "digits"
     size: Literal[8, 16, 32] = 16
     split_seed: int = 0
     ring: RingConfig = Field(default_factory=RingConfig)
@@ -329,16 +329,21 @@ class GANConfig(StrictModel):
             raise ValueError(
                 "model.architecture progressive is the progressive variant's networks, and that variant needs it"
             )
-        if progressive and self.data.dataset != "digits":
-            raise ValueError("variant progressive needs images; use data.dataset: digits")
+        if progressive and self.data.dataset not in ("digits", "ph2_images"):
+            raise ValueError("variant progressive needs images; use data.dataset: digits or ph2_images")
+        if (self.data.dataset == "ph2_images") != (progressive and self.data.dataset == "ph2_images"):
+            raise ValueError("data.dataset ph2_images (PH2 images alone) is for variant progressive only")
+        if self.data.dataset == "ph2_images" and self.data.ph2.size[0] != self.data.ph2.size[1]:
+            raise ValueError(f"progressive needs square images: data.ph2.size {list(self.data.ph2.size)}")
         if progressive != (self.train.growth is not None):
             raise ValueError(
                 "train.growth is the progressive variant's resolution schedule: give it for that variant "
                 "(e.g. {start_size: 4, fade_images: 6000, stable_images: 6000}) and only for it"
             )
-        if progressive and self.train.growth.start_size > self.data.size:
+        side = self.data.ph2.size[0] if self.data.dataset == "ph2_images" else self.data.size
+        if progressive and self.train.growth.start_size > side:
             raise ValueError(
-                f"train.growth.start_size {self.train.growth.start_size} is above data.size {self.data.size}; "
+                f"train.growth.start_size {self.train.growth.start_size} is above the image size {side}; "
                 "give a start size at most the image size"
             )
         if self.loss.drift > 0 and not progressive:

@@ -99,6 +99,13 @@ def load_data(config: GANConfig) -> dict:
         splits = {name: (part["images"], part["tokens"]) for name, part in text.items()}
         return {"splits": splits, "shape": tuple(splits["train"][0].shape[1:]), "classes": 0, "images": True,
                 "cases": {name: part["cases"] for name, part in text.items()}, "text": text}  # fmt: skip
+    if config.data.dataset == "ph2_images":  # progressive: PH2 images alone (labels unused)
+        from adversarial_seg.gan.paired_data import ph2_pairs
+
+        pairs = ph2_pairs(config.data.ph2.root, config.data.ph2.size, config.data.split_seed)
+        splits = {name: (images, torch.zeros(len(images), dtype=torch.long)) for name, (images, _, _) in pairs.items()}
+        return {"splits": splits, "shape": tuple(splits["train"][0].shape[1:]), "classes": 0, "images": True,
+                "cases": {name: cases for name, (_, _, cases) in pairs.items()}}  # fmt: skip
     if config.data.dataset == "ph2":
         from adversarial_seg.gan.paired_data import ph2_pairs
 
@@ -296,6 +303,10 @@ def train_gan(
         from adversarial_seg.gan.text_evaluation import TextEvaluator
 
         evaluator = TextEvaluator(config, data)
+    elif config.data.dataset == "ph2_images":
+        from adversarial_seg.gan.text_evaluation import PH2ImageEvaluator
+
+        evaluator = PH2ImageEvaluator(config, data)
     elif config.variant in PAIRED_VARIANTS:
         evaluator = TranslationEvaluator(config, data)
     else:

@@ -20,11 +20,13 @@ Tensor = torch.Tensor
 
 
 def image_mosaic(images: Tensor, columns: int) -> np.ndarray:
-    """(N, 1, H, W) images in [-1, 1] -> one (rows*(H+1)-1, columns*(W+1)-1) array in [0, 1]."""
-    images = ((images.detach().float().cpu()[:, 0] + 1) / 2).clamp(0, 1).numpy()
-    n, h, w = images.shape
+    """(N, C, H, W) images in [-1, 1] -> one (rows*(H+1)-1, columns*(W+1)-1) array in [0, 1]: grey for
+    C = 1, RGB (a last axis of 3) for C = 3."""
+    images = ((images.detach().float().cpu() + 1) / 2).clamp(0, 1)
+    images = (images[:, 0] if images.shape[1] == 1 else images.permute(0, 2, 3, 1)).numpy()
+    n, h, w = images.shape[:3]
     rows = math.ceil(n / columns)
-    mosaic = np.ones((rows * (h + 1) - 1, columns * (w + 1) - 1))
+    mosaic = np.ones((rows * (h + 1) - 1, columns * (w + 1) - 1, *images.shape[3:]))
     for i, image in enumerate(images):
         r, c = divmod(i, columns)
         mosaic[r * (h + 1) : r * (h + 1) + h, c * (w + 1) : c * (w + 1) + w] = image

@@ -1,6 +1,9 @@
-"""Evaluation of text-conditional generation (stackgan) on PH2: images drawn for held-out sentences,
-judged by the attribute classifiers of ``model.encoders`` (``gan/ph2_encoders.py``).
+"""Evaluation of generated PH2 lesions by the attribute classifiers of ``model.encoders``
+(``gan/ph2_encoders.py``): text-conditional generation (stackgan, ``TextEvaluator``) and unconditional
+PH2 images (progressive growing on ``data.dataset: ph2_images``, ``PH2ImageEvaluator``: the Fréchet
+distance and spread ratio below, without agreement).
 
+Text-conditional: images drawn for held-out sentences.
 Per split (per epoch the validation cases, at the end the test cases), ``eval.samples`` images are drawn
 from the split's sentences (each sentence equally often, fixed noise), upsampled bilinearly to
 ``data.ph2.size`` when the stage draws them smaller (stage I alone, the baseline of stage II):
@@ -30,12 +33,58 @@ from adversarial_seg.runtime import derived_seed
 Tensor = torch.Tensor
 
 
-class TextEvaluator:
+class PH2FeatureScore:
+    """The Fréchet distance in the attribute classifiers' features and the spread ratio, against real images."""
+
+    def __init__(self, config):
+        self.config = config
+        self.judge = load_encoders(config.model.encoders)["attributes"]
+
+    @torch.no_grad()
+    def distribution(self, images: Tensor, real: Tensor) -> dict[str, float]:
+        fd = float("nan")  # undefined with fewer than two real images (a covariance needs two)
+        if len(real) >= 2:
+            fake_features = self.judge.features(images.float()).numpy()
+            real_features = self.judge.features(real.float()).numpy()
+            fd = frechet_distance(*feature_statistics(fake_features), *feature_statistics(real_features))
+        return {"frechet_distance": fd, "spread_ratio": pairwise_spread(images) / max(pairwise_spread(real), 1e-12)}
+
+
+class PH2ImageEvaluator(PH2FeatureScore):
+    """progressive on PH2 images: ``eval.samples`` images from fixed noise against a split's real images."""
+
     images = True
 
     def __init__(self, config, data: dict):
-        self.config, self.text = config, data["text"]
-        self.judge = load_encoders(config.model.encoders)["attributes"]
+        super().__init__(config)
+        self.splits = data["splits"]
+
+    def draw(self, task, n: int, purpose: str) -> Tensor:
+        generator = torch.Generator().manual_seed(derived_seed(self.config.seed, "eval", purpose))
+        return torch.cat([task.sample(min(64, n - done), generator).cpu() for done in range(0, n, 64)])
+
+    def epoch_metrics(self, task) -> dict[str, float]:
+        return self.distribution(self.draw(task, self.config.eval.samples, "epoch"), self.splits["val"][0])
+
+    def final(self, task) -> dict[str, float]:
+        return self.distribution(self.draw(task, self.config.eval.samples, "final"), self.splits["test"][0])
+
+    def reference(self) -> dict[str, float]:
+        return self.distribution(self.splits["val"][0], self.splits["test"][0])
+
+    def save_samples(self, task, path: Path, title: str) -> None:
+        from adversarial_seg.gan.figures import save_image_grid
+
+        columns = self.config.eval.grid
+        save_image_grid(self.draw(task, columns * columns, "grid"), columns, path, title)
+
+
+class TextEvaluator(PH2FeatureScore):
+    images = True
+
+    def __init__(self, config, data: dict):
+        super().__init__(config)
+        self.text = data["text"]
 
     def draw(self, task, split: str, purpose: str, per_sentence: int | None = None) -> tuple[Tensor, Tensor]:
         """(images (N, 3, H, W) at data.ph2.size, the attributes each was asked for (N, labels))."""
@@ -50,15 +99,8 @@ class TextEvaluator:
             images = F.interpolate(images, size=size, mode="bilinear", align_corners=False).clamp(-1, 1)
         return images, part["attributes"].repeat(per, 1)
 
-    @torch.no_grad()
     def score(self, images: Tensor, asked: Tensor, real: Tensor) -> dict[str, float]:
-        fd = float("nan")  # undefined with fewer than two real images (a covariance needs two)
-        if len(real) >= 2:
-            fake_features = self.judge.features(images.float()).numpy()
-            real_features = self.judge.features(real.float()).numpy()
-            fd = frechet_distance(*feature_statistics(fake_features), *feature_statistics(real_features))
-        return {"agreement": agreement(self.judge.predict(images), asked), "frechet_distance": fd,
-                "spread_ratio": pairwise_spread(images) / max(pairwise_spread(real), 1e-12)}  # fmt: skip
+        return {"agreement": agreement(self.judge.predict(images), asked), **self.distribution(images, real)}
 
     def split_metrics(self, task, split: str, purpose: str) -> dict[str, float]:
         images, asked = self.draw(task, split, purpose)

@@ -26,8 +26,9 @@ def test_config_trains_two_steps(path):
     config = gan_config_from_mapping(raw, str(path))
     if config.data.dataset == "ph2" and not (REPO / config.data.ph2.root).is_dir():
         pytest.skip(f"{config.data.ph2.root} is absent: {path.name} trains on the shared PH2 data")
-    if config.variant == "stackgan":
-        needed = [config.model.encoders] + ([config.model.stage1_run] if config.model.stage == 2 else [])
+    if config.variant == "stackgan" or config.data.dataset == "ph2_images":
+        stage_one = config.variant == "stackgan" and config.model.stage == 2
+        needed = [config.model.encoders] + ([config.model.stage1_run] if stage_one else [])
         absent = [p for p in needed if not (REPO / p).is_dir()]
         if absent:
             pytest.skip(

@@ -22,6 +22,7 @@ from adversarial_seg.gan.progressive_layers import (
 )
 from adversarial_seg.gan.variants.progressive import ProgressiveDiscriminator, ProgressiveGenerator
 
+from ...data.conftest import ph2_like  # noqa: F401  (the fixture)
 from .conftest import same_checkpoint_modules, tiny_step
 
 
@@ -126,7 +127,7 @@ def test_task_shows_real_images_at_the_current_resolution_and_counts_images(digi
 def test_growth_belongs_to_the_progressive_variant_only():
     with pytest.raises(ConfigError, match="train.growth"):
         gan_config_from_mapping({"variant": "dcgan", "train": {"growth": {"start_size": 4}}})
-    with pytest.raises(ConfigError, match="start_size 32 is above data.size 16"):
+    with pytest.raises(ConfigError, match="start_size 32 is above the image size 16"):
         gan_config_from_mapping({"variant": "progressive", "train": {"growth": {"start_size": 32}}})
     with pytest.raises(ConfigError, match="loss.drift"):
         gan_config_from_mapping({"variant": "dcgan", "loss": {"drift": 0.001}})
@@ -157,3 +158,40 @@ def test_gan_train_resumes_exactly_in_the_middle_of_a_fade_in(tmp_path, monkeypa
         json.loads((resumed / "metrics.json").read_text())["metrics"]
         == json.loads((straight / "metrics.json").read_text())["metrics"]
     )
+
+
+def test_ph2_images_are_for_progressive_and_square():
+    with pytest.raises(ConfigError, match="ph2_images"):
+        gan_config_from_mapping({"variant": "dcgan", "data": {"dataset": "ph2_images"}})
+    with pytest.raises(ConfigError, match="square"):
+        gan_config_from_mapping(
+            {"variant": "progressive", "data": {"dataset": "ph2_images", "ph2": {"size": [64, 96]}}}
+        )
+    with pytest.raises(ConfigError, match="above the image size 32"):
+        gan_config_from_mapping({"variant": "progressive", "data": {"dataset": "ph2_images", "ph2": {"size": [32, 32]}},
+                                 "train": {"growth": {"start_size": 64}}})  # fmt: skip
+
+
+def test_gan_train_grows_on_ph2_images_scored_in_the_attribute_classifiers_features(ph2_like, tmp_path, monkeypatch):  # noqa: F811
+    from pathlib import Path
+
+    from adversarial_seg.gan.ph2_encoders import save_encoders, train_encoders
+    from adversarial_seg.gan.ph2_text import ph2_text_splits
+
+    from .test_stackgan import with_attributes
+
+    monkeypatch.chdir(Path(__file__).resolve().parents[3])
+    root = with_attributes(ph2_like)
+    encoders = tmp_path / "encoders"
+    save_encoders(train_encoders(ph2_text_splits(root, (32, 32))["train"], epochs=1), encoders, {})
+    run = tmp_path / "run"
+    assert main(["--config", "configs/gan/progressive_ph2.yaml", "--output", str(run), "--no-progress", "--threads", "1",
+                 "--set", f"data.ph2.root={root}", "--set", "data.ph2.size=[32, 32]", "--set", f"model.encoders={encoders}",
+                 "--set", "model.channels=4", "--set", "model.z_dim=8", "--set", "train.batch_size=2",
+                 "--set", "train.epochs=2", "--set", "eval.every=1", "--set", "eval.samples=10", "--set", "eval.grid=2",
+                 "--set", "train.growth={start_size: 16, fade_images: 2, stable_images: 2}"]) == 0  # fmt: skip
+    body = json.loads((run / "metrics.json").read_text())
+    assert set(body["metrics"]) == set(body["reference"]) == {"frechet_distance", "spread_ratio"}
+    assert (run / "samples" / "epoch_002.png").is_file()
+    modules = torch.load(run / "checkpoint_last.pt", weights_only=True)["modules"]
+    assert int(modules["generator"]["images_seen"]) == 2 * 2 * 2  # 2 epochs of 2 batches of 2 (4 training cases)
