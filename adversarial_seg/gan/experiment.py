@@ -81,47 +81,42 @@ def stored_resume_hash(run_dir: Path) -> str | None:
 
 
 # --------------------------------------------------------------------------- data
+def image_data(splits: dict, classes: int = 0, **extra) -> dict:
+    """``load_data``'s body for image splits ``{name: (x, y)}`` (the per-sample shape read off x)."""
+    return {"splits": splits, "shape": tuple(splits["train"][0].shape[1:]), "classes": classes, "images": True, **extra}
+
+
 def load_data(config: GANConfig) -> dict:
     """``{"splits": {name: (x, y)}, "shape": per-sample shape, "classes": K, "images": bool}``; for
     PH2 pairs x is the image, y the source (the mask; for srgan the downsampled image) and
     ``"cases"`` holds each split's case ids. For cyclegan's two sites x is B's slices, y A's (unpaired:
-    their numbers differ)."""
+    their numbers differ); for stackgan y is the sentence's word ids (``"text"``: the sentences and
+    attributes); for progressive on PH2 images y is unused."""
     if config.data.dataset == "sites":
         from adversarial_seg.gan.site_data import site_splits
 
         sites = site_splits(config.data.sites, config.data.split_seed)
-        return {"splits": sites["splits"], "shape": tuple(sites["splits"]["train"][0].shape[1:]), "classes": 0,
-                "images": True, "cases": sites["cases"]}  # fmt: skip
-    if config.data.dataset == "ph2_text":  # stackgan: x the image, y its sentence's word ids
+        return image_data(sites["splits"], cases=sites["cases"])
+    if config.data.dataset == "ph2_text":
         from adversarial_seg.gan.ph2_text import ph2_text_splits
 
         text = ph2_text_splits(config.data.ph2.root, config.data.ph2.size, config.data.split_seed)
         splits = {name: (part["images"], part["tokens"]) for name, part in text.items()}
-        return {"splits": splits, "shape": tuple(splits["train"][0].shape[1:]), "classes": 0, "images": True,
-                "cases": {name: part["cases"] for name, part in text.items()}, "text": text}  # fmt: skip
-    if config.data.dataset == "ph2_images":  # progressive: PH2 images alone (labels unused)
-        from adversarial_seg.gan.paired_data import ph2_pairs
-
-        pairs = ph2_pairs(config.data.ph2.root, config.data.ph2.size, config.data.split_seed)
-        splits = {name: (images, torch.zeros(len(images), dtype=torch.long)) for name, (images, _, _) in pairs.items()}
-        return {"splits": splits, "shape": tuple(splits["train"][0].shape[1:]), "classes": 0, "images": True,
-                "cases": {name: cases for name, (_, _, cases) in pairs.items()}}  # fmt: skip
-    if config.data.dataset == "ph2":
-        from adversarial_seg.gan.paired_data import ph2_pairs
+        return image_data(splits, cases={name: part["cases"] for name, part in text.items()}, text=text)
+    if config.data.dataset in ("ph2", "ph2_images"):
+        from adversarial_seg.gan.paired_data import low_resolution, ph2_pairs
 
         pairs = ph2_pairs(config.data.ph2.root, config.data.ph2.size, config.data.split_seed)
         splits = {name: (images, masks) for name, (images, masks, _) in pairs.items()}
-        if config.variant == "srgan":  # the source is the image itself, downsampled
-            from adversarial_seg.gan.paired_data import low_resolution
-
+        if config.data.dataset == "ph2_images":  # the images alone
             splits = {
-                name: (images, low_resolution(images, config.data.ph2.scale)) for name, (images, _) in splits.items()
+                name: (images, torch.zeros(len(images), dtype=torch.long)) for name, (images, _) in splits.items()
             }
-        return {"splits": splits, "shape": tuple(splits["train"][0].shape[1:]), "classes": 0, "images": True,
-                "cases": {name: cases for name, (_, _, cases) in pairs.items()}}  # fmt: skip
+        elif config.variant == "srgan":  # the source is the image itself, downsampled
+            splits = {name: (x, low_resolution(x, config.data.ph2.scale)) for name, (x, _) in splits.items()}
+        return image_data(splits, cases={name: cases for name, (_, _, cases) in pairs.items()})
     if config.data.dataset == "digits":
-        splits = digits_splits(config.data.size, config.data.split_seed)
-        return {"splits": splits, "shape": tuple(splits["train"][0].shape[1:]), "classes": 10, "images": True}
+        return image_data(digits_splits(config.data.size, config.data.split_seed), classes=10)
     ring = config.data.ring
     splits = ring_splits(ring.modes, ring.radius, ring.std, ring.samples, config.data.split_seed)
     return {"splits": splits, "shape": (2,), "classes": ring.modes, "images": False}
@@ -369,7 +364,7 @@ def train_gan(
         "reference_note": (
             "bicubic upsampling of the test split's low-resolution sources, scored like G's images"
             if config.variant == "srgan"
-            else "none: cyclegan's baseline, no translation, is scored by scripts/bench/cyclegan_transfer.py"
+            else "none: cyclegan's baseline, no translation, is scored by scripts/cyclegan_transfer.py"
             if config.variant == "cyclegan"
             else "real held-out PH2 images: the test cases' agreement with their own attributes; the validation "
             "images scored like a sample against the test images"
