@@ -78,7 +78,7 @@ VARIANT_DEFAULTS: dict[str, dict] = {
         "train": {"lr_g": 2e-4, "lr_d": 2e-4, "betas": [0.5, 0.999], "batch_size": 4, "pool_size": 50},
     },
     # Zhang et al. 2017: conditioning augmentation (KL weight 1), matching-aware D, Adam 2e-4 (0.5, 0.999);
-    # stage I at half of data.ph2.size (64 x 64 here where the paper's stage I is 64 and stage II 256)
+    # stage I at half of data.ph2.size and stage II at it: 32 and 64 px here, the paper's 64 and 256
     "stackgan": {
         "data": {"dataset": "ph2_text", "ph2": {"size": [64, 64]}},
         "model": {"architecture": "stackgan", "channels": 32, "z_dim": 64},
@@ -331,7 +331,7 @@ class GANConfig(StrictModel):
             )
         if progressive and self.data.dataset not in ("digits", "ph2_images"):
             raise ValueError("variant progressive needs images; use data.dataset: digits or ph2_images")
-        if (self.data.dataset == "ph2_images") != (progressive and self.data.dataset == "ph2_images"):
+        if self.data.dataset == "ph2_images" and not progressive:
             raise ValueError("data.dataset ph2_images (PH2 images alone) is for variant progressive only")
         if self.data.dataset == "ph2_images" and self.data.ph2.size[0] != self.data.ph2.size[1]:
             raise ValueError(f"progressive needs square images: data.ph2.size {list(self.data.ph2.size)}")
