@@ -15,7 +15,7 @@ Every condition is scored on the same grid, cyclegan's (RAS, ``data.sites.spacin
 ``data.sites.size``): the volume and its expert label map are brought there once (``site_geometry``),
 the translated volume is G_ba's slices mapped back to the volume's intensity range. DSC per region of
 the segmentor's config (pz, tz, gland), mean ± sample std over cases; ``gap_closed`` = (translated - as is)
-/ (on target - as is) of the means; Wilcoxon signed-rank p of translated vs as is, paired per case.
+/ (on target - as is) of the means (null where on target is not above as is: no gap); Wilcoxon signed-rank p of translated vs as is, paired per case.
 Writes DIR/cyclegan_transfer.json and prints a Markdown table, then the JSON as the last line.
 """
 
@@ -138,7 +138,8 @@ def main() -> None:
         for r in regions:
             gap = rows["on_target/as_is"]["dsc_mean"][r] - as_is["dsc_mean"][r]
             comparison[r]["gap"] = gap
-            comparison[r]["gap_closed"] = comparison[r]["difference"] / gap if gap else float("nan")
+            # null where training on B itself is no better than source only: there is no gap to close
+            comparison[r]["gap_closed"] = comparison[r]["difference"] / gap if gap > 0 else None
     result = {"kind": "cyclegan_transfer", "cycle_runs": [str(r) for r in args.cycle_runs],
               "seg_runs": {k: str(v) for k, v in seg_runs.items()}, "cases": cases, "rows": rows,
               "translated_vs_as_is": comparison}  # fmt: skip

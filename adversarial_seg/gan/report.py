@@ -213,7 +213,8 @@ def _transfer_table(result: dict) -> list[str]:
         f"{comparison[r]['difference']:+.3f} (p {comparison[r]['wilcoxon_p']:.2g})" for r in regions) + " |")  # fmt: skip
     if "gap_closed" in comparison[regions[0]]:
         lines.append("| share of the cross-site gap closed | " + " | ".join(
-            f"{comparison[r]['gap_closed']:.2f} of {comparison[r]['gap']:.3f}" for r in regions) + " |")  # fmt: skip
+            f"{comparison[r]['gap_closed']:.2f} of {comparison[r]['gap']:.3f}" if comparison[r]["gap_closed"] is not None
+            else f"no gap (on target {comparison[r]['gap']:+.3f})" for r in regions) + " |")  # fmt: skip
     return lines
 
 
