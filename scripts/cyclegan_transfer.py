@@ -30,10 +30,11 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import torch
-from fcn_score import load_translation_run, segment, validation_fold
+from fcn_score import dsc, load_translation_run, segment, validation_fold
 
 from adversarial_seg.data.io import read_label
 from adversarial_seg.gan.site_data import from_unit, load_site_volume, read_sites, site_geometry
+from adversarial_seg.seg.compare import paired_test
 from adversarial_seg.seg.run import open_run
 
 RESULT = "cyclegan_transfer.json"
@@ -49,18 +50,6 @@ def translated_volume(task, volume) -> np.ndarray:
     slices = volume.unit_slices()
     out = torch.cat([task.translate(chunk, "ba") for chunk in slices.split(16)])  # (Z, 1, H, W)
     return from_unit(out[:, 0].permute(1, 2, 0), volume.low, volume.high).numpy().astype(np.float32)
-
-
-def dsc(pred: np.ndarray, ref: np.ndarray) -> float:
-    total = pred.sum() + ref.sum()
-    return 1.0 if total == 0 else float(2 * np.logical_and(pred, ref).sum() / total)
-
-
-def wilcoxon_p(a: list[float], b: list[float]) -> float:
-    from scipy.stats import wilcoxon
-
-    differences = np.subtract(a, b)
-    return 1.0 if not np.any(differences) else float(wilcoxon(a, b).pvalue)
 
 
 def main() -> None:
@@ -129,11 +118,12 @@ def main() -> None:
         print(f"{key}: " + ", ".join(f"{r} {v:.3f}" for r, v in rows[key]["dsc_mean"].items()), file=sys.stderr)
     as_is, translated = rows["source_only/as_is"], rows["source_only/translated"]
     cases = sorted(as_is["per_case"])
-    comparison = {
-        r: {"difference": translated["dsc_mean"][r] - as_is["dsc_mean"][r],
-            "wilcoxon_p": wilcoxon_p([translated["per_case"][c][r] for c in cases], [as_is["per_case"][c][r] for c in cases])}
-        for r in regions
-    }  # fmt: skip
+    comparison = {}
+    for r in regions:  # seg-eval's paired test (zero differences dropped; nan when all are zero)
+        test = paired_test(
+            {c: as_is["per_case"][c][r] for c in cases}, {c: translated["per_case"][c][r] for c in cases}
+        )
+        comparison[r] = {"difference": translated["dsc_mean"][r] - as_is["dsc_mean"][r], "wilcoxon_p": test["p_value"]}
     if args.on_target:
         for r in regions:
             gap = rows["on_target/as_is"]["dsc_mean"][r] - as_is["dsc_mean"][r]

@@ -25,7 +25,7 @@ from adversarial_seg.gan.ph2_text import ph2_text_splits
 
 
 @torch.no_grad()
-def retrieval(models, split: dict) -> float:
+def sentence_match(models, split: dict) -> float:
     """Share of images whose own sentence is the nearest of the split's sentences in the joint embedding."""
     t = F.normalize(models["text"](split["tokens"]), dim=1)
     v = F.normalize(models["image"](split["images"]), dim=1)
@@ -51,7 +51,7 @@ def main() -> int:
         predicted = models["attributes"].predict(splits[name]["images"])
         scores = balanced_accuracy(predicted, splits[name]["attributes"])
         held_out[name] = {"agreement": agreement(predicted, splits[name]["attributes"]), "balanced_accuracy": scores,
-                          "text_retrieval": retrieval(models, splits[name]), "cases": len(splits[name]["cases"])}  # fmt: skip
+                          "text_retrieval": sentence_match(models, splits[name]), "cases": len(splits[name]["cases"])}  # fmt: skip
     record = {"size": list(args.size), "epochs": args.epochs, "seed": args.seed, "seconds": seconds,
               "train_cases": len(splits["train"]["cases"]), "held_out": held_out,
               "command": "python scripts/train_ph2_encoders.py " + " ".join(sys.argv[1:]),

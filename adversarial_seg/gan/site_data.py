@@ -172,4 +172,6 @@ class UnpairedImages(torch.utils.data.Dataset):
         return max(len(self.a), len(self.b))
 
     def __getitem__(self, k: int) -> dict[str, Tensor]:
+        if not 0 <= k < len(self):  # else a plain ``for`` over it would never end
+            raise IndexError(k)
         return {"real": self.b[k % len(self.b)], "label": self.a[k % len(self.a)]}

@@ -86,11 +86,11 @@ class TextEvaluator(PH2FeatureScore):
         super().__init__(config)
         self.text = data["text"]
 
-    def draw(self, task, split: str, purpose: str, per_sentence: int | None = None) -> tuple[Tensor, Tensor]:
+    def draw(self, task, split: str, purpose: str) -> tuple[Tensor, Tensor]:
         """(images (N, 3, H, W) at data.ph2.size, the attributes each was asked for (N, labels))."""
         part = self.text[split]
         n = len(part["tokens"])
-        per = per_sentence or max(1, round(self.config.eval.samples / n))
+        per = max(1, round(self.config.eval.samples / n))
         tokens = part["tokens"].repeat(per, 1)
         generator = torch.Generator().manual_seed(derived_seed(self.config.seed, "eval", purpose))
         images = torch.cat([task.sample_text(chunk, generator) for chunk in tokens.split(64)])

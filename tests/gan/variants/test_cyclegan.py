@@ -102,7 +102,7 @@ def test_cases_split_by_patient_and_unpaired_items_cycle_the_shorter_set():
     assert fold_split(cases, 2, 0, 0)[1] == fold_split(cases, 2, 1, 0)[0]
     data = UnpairedImages(torch.arange(3.0), torch.arange(5.0) + 10)
     assert len(data) == 5
-    assert [(d["real"].item(), d["label"].item()) for d in (data[k] for k in range(len(data)))] == [
+    assert [(d["real"].item(), d["label"].item()) for d in data] == [
         (0, 10),
         (1, 11),
         (2, 12),
