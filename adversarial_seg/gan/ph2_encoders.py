@@ -32,6 +32,7 @@ from torch import nn
 
 from adversarial_seg.atomic_files import atomic_write_bytes
 from adversarial_seg.errors import InputError
+from adversarial_seg.gan.metrics import file_sha256
 from adversarial_seg.gan.ph2_text import ATTRIBUTES, COLOURS, LABELS, PAD, vocabulary
 
 Tensor = torch.Tensor
@@ -189,7 +190,7 @@ def load_encoders(folder: str | Path) -> dict[str, nn.Module]:
     if not (folder / WEIGHTS).is_file() or not (folder / RECORD).is_file():
         raise EncoderError(f"{folder} holds no {WEIGHTS} and {RECORD}; {fix}")
     record = json.loads((folder / RECORD).read_text())
-    if hashlib.sha256((folder / WEIGHTS).read_bytes()).hexdigest() != record.get("sha256"):
+    if file_sha256(folder / WEIGHTS) != record.get("sha256"):
         raise EncoderError(f"{folder / WEIGHTS} does not match the sha256 in {folder / RECORD}; {fix}")
     if record.get("vocabulary") != len(vocabulary()):
         raise EncoderError(f"{folder} was trained with another vocabulary; {fix}")
