@@ -166,6 +166,8 @@ class ModelConfig(StrictModel):
     stage1_run: str | None = None
     encoders: str = "runs/ph2_encoders"
     condition_dim: int = Field(32, ge=1)  # stackgan: size of the conditioning augmentation's output
+    # stackgan stage II: draw the full-size image anew, or add a residual to the upsampled stage I image
+    refine: Literal["image", "residual"] = "image"
     residual_blocks: int = Field(8, ge=1)  # srgan, cyclegan: residual blocks of G (srgan's paper: 16 at width 64)
 
 
@@ -299,6 +301,8 @@ class GANConfig(StrictModel):
             raise ValueError(
                 "model.stage 2 refines a stage I run: give model.stage1_run (a stackgan stage 1 run directory)"
             )
+        if self.model.refine != "image" and not (stackgan and self.model.stage == 2):
+            raise ValueError("model.refine is stackgan stage 2's (it refines a stage I image): leave it at image")
         if stackgan and (self.data.ph2.size[0] != self.data.ph2.size[1] or self.data.ph2.size[0] < 32):
             raise ValueError(f"stackgan needs square images of 32 px or more: data.ph2.size {list(self.data.ph2.size)}")
         paired = self.variant in PAIRED_VARIANTS
@@ -389,6 +393,7 @@ LATER_KEYS = {
     ("model", "stage1_run"): None,
     ("model", "encoders"): "runs/ph2_encoders",
     ("model", "condition_dim"): 32,
+    ("model", "refine"): "image",
     ("loss", "kl_weight"): 0.0,
     ("loss", "mismatch_weight"): 0.0,
 }

@@ -11,7 +11,9 @@ diagnosis and dermoscopic criteria (``gan/ph2_text.py``).
 * Stage II (``model.stage: 2``): the frozen stage I generator of ``model.stage1_run`` draws the low
   resolution image, and a second G refines it with the text again (its own conditioning augmentation):
   an encoder to a quarter of the size, the condition joined as planes, residual blocks, two
-  upsamplings to ``data.ph2.size``; D judges the full-size image.
+  upsamplings to ``data.ph2.size``; D judges the full-size image. With ``model.refine: residual`` its
+  output is added (before the tanh) to the stage I image upsampled bilinearly, the last conv starting
+  at zero: training starts from stage I's own images and only learns what to change.
 * Matching-aware D (Reed et al. 2016's GAN-CLS, as StackGAN uses it): D judges (image, sentence) pairs;
   besides real pairs (positive) and generated ones (negative), real images with another case's sentence
   are negatives too (``loss_mismatch``, weight ``loss.mismatch_weight``; pairs whose sentences happen
@@ -99,8 +101,9 @@ class StageOneGenerator(nn.Module):
 class StageTwoGenerator(nn.Module):
     """(stage I image at size / 2, c) -> (B, 3, size, size): encode to size / 4, join c, residual blocks, up x 2."""
 
-    def __init__(self, condition_dim: int, width: int, blocks: int = 2):
+    def __init__(self, condition_dim: int, width: int, blocks: int = 2, residual: bool = False):
         super().__init__()
+        self.residual = residual
         self.ca = ConditioningAugmentation(condition_dim)
         self.encode = nn.Sequential(nn.Conv2d(3, width, 3, padding=1), nn.ReLU(True),
                                     nn.Conv2d(width, 2 * width, 4, stride=2, padding=1), nn.BatchNorm2d(2 * width),
@@ -108,13 +111,20 @@ class StageTwoGenerator(nn.Module):
         self.join = nn.Sequential(nn.Conv2d(2 * width + condition_dim, 2 * width, 3, padding=1),
                                   nn.BatchNorm2d(2 * width), nn.ReLU(True))  # fmt: skip
         self.refine = nn.Sequential(*[Residual(2 * width) for _ in range(blocks)])
-        self.up = nn.Sequential(up_block(2 * width, width), up_block(width, width), nn.Conv2d(width, 3, 3, padding=1),
-                                nn.Tanh())  # fmt: skip
+        last = nn.Conv2d(width, 3, 3, padding=1)
+        if residual:
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
+        self.up = nn.Sequential(up_block(2 * width, width), up_block(width, width), last)
 
     def forward(self, low: Tensor, c: Tensor) -> Tensor:
         h = self.encode(low)
         planes = c[:, :, None, None].expand(-1, -1, *h.shape[2:])
-        return self.up(self.refine(self.join(torch.cat([h, planes], 1))))
+        out = self.up(self.refine(self.join(torch.cat([h, planes], 1))))
+        if self.residual:  # tanh(atanh(upsampled) + out): exactly the upsampled stage I image while out is 0
+            base = F.interpolate(low, scale_factor=2, mode="bilinear", align_corners=False)
+            out = out + torch.atanh(base.clamp(-0.999, 0.999))
+        return torch.tanh(out)
 
 
 class MatchingDiscriminator(nn.Module):
@@ -248,7 +258,7 @@ def build(config, data_shape: tuple[int, ...], num_classes: int, images: bool = 
         discriminator = MatchingDiscriminator(model.condition_dim, model.channels, size // 2)
         stage_one = None
     else:
-        generator = StageTwoGenerator(model.condition_dim, model.channels)
+        generator = StageTwoGenerator(model.condition_dim, model.channels, residual=model.refine == "residual")
         discriminator = MatchingDiscriminator(model.condition_dim, model.channels, size)
         stage_one = load_stage_one(model.stage1_run, config)
     return StackGANTask(generator, discriminator, text_encoder, model.z_dim, loss.kl_weight, loss.mismatch_weight,

@@ -7,6 +7,7 @@ import json
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from adversarial_seg.cli.gan_train import main
@@ -14,7 +15,7 @@ from adversarial_seg.config import ConfigError
 from adversarial_seg.gan.config import gan_config_from_mapping
 from adversarial_seg.gan.ph2_encoders import EncoderError, agreement, load_encoders, save_encoders, train_encoders
 from adversarial_seg.gan.ph2_text import LABELS, PAD, attribute_labels, ph2_text_splits, tokens, vocabulary
-from adversarial_seg.gan.variants.stackgan import ConditioningAugmentation, StackGANTask, mismatched
+from adversarial_seg.gan.variants.stackgan import ConditioningAugmentation, StackGANTask, StageTwoGenerator, mismatched
 
 from ...data.conftest import ph2_like  # noqa: F401  (the fixture)
 from .conftest import same_checkpoint_modules
@@ -92,8 +93,23 @@ def test_stackgan_config_rules():
         gan_config_from_mapping({"variant": "stackgan", "loss": {"adversarial": "hinge"}})
     with pytest.raises(ConfigError, match="are stackgan's"):
         gan_config_from_mapping({"variant": "dcgan", "loss": {"kl_weight": 1.0}})
+    with pytest.raises(ConfigError, match="model.refine is stackgan stage 2's"):
+        gan_config_from_mapping({"variant": "stackgan", "model": {"refine": "residual"}})
     config = gan_config_from_mapping({"variant": "stackgan"})
     assert (config.data.ph2.size, config.loss.kl_weight, config.model.stage) == ((64, 64), 1.0, 1)
+
+
+def test_residual_stage_two_starts_as_the_upsampled_stage_one_image():
+    torch.manual_seed(0)
+    low = torch.rand(2, 3, 8, 8) * 1.6 - 0.8
+    c = torch.randn(2, 4)
+    generator = StageTwoGenerator(4, 4, residual=True).eval()
+    bilinear = F.interpolate(low, scale_factor=2, mode="bilinear", align_corners=False)
+    assert torch.allclose(generator(low, c), bilinear, atol=1e-5)
+    # a 2 x 2 constant image stays that constant at 4 x 4, whatever the condition
+    flat = torch.full((1, 3, 2, 2), 0.5)
+    assert torch.allclose(generator(flat, c[:1]), torch.full((1, 3, 4, 4), 0.5), atol=1e-5)
+    assert not torch.allclose(StageTwoGenerator(4, 4).eval()(low, c), bilinear, atol=1e-2)
 
 
 def with_attributes(root):
