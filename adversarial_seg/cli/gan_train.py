@@ -75,6 +75,10 @@ def prepare(args: argparse.Namespace):
             "(only train.epochs may change); pass the same --config and --set values"
         )
     auxiliary = {}
+    if config.model.generator_init:  # readable before anything is written; train_gan checks that it fits
+        from adversarial_seg.gan.experiment import generator_init_state
+
+        generator_init_state(config.model.generator_init)
     if config.loss.content_weight > 0:  # srgan's content network: a seg-train run, read before anything is written
         from adversarial_seg.seg.unet_parts import segmentor_encoder
 

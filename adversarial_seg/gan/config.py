@@ -168,6 +168,8 @@ class ModelConfig(StrictModel):
     condition_dim: int = Field(32, ge=1)  # stackgan: size of the conditioning augmentation's output
     # stackgan stage II: draw the full-size image anew, or add a residual to the upsampled stage I image
     refine: Literal["image", "residual"] = "image"
+    # a gan-train run whose generator weights G starts from (Ledig et al. start SRGAN from SRResNet)
+    generator_init: str | None = None
     residual_blocks: int = Field(8, ge=1)  # srgan, cyclegan: residual blocks of G (srgan's paper: 16 at width 64)
 
 
@@ -394,6 +396,7 @@ LATER_KEYS = {
     ("model", "encoders"): "runs/ph2_encoders",
     ("model", "condition_dim"): 32,
     ("model", "refine"): "image",
+    ("model", "generator_init"): None,
     ("loss", "kl_weight"): 0.0,
     ("loss", "mismatch_weight"): 0.0,
 }

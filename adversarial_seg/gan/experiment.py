@@ -249,6 +249,33 @@ def save_traversals(task, config: GANConfig, run_dir: Path) -> list[str]:
 
 
 # --------------------------------------------------------------------------- the run
+def generator_init_state(run: str | Path) -> dict:
+    """The generator weights of the gan-train run ``model.generator_init`` names (ConfigError if none)."""
+    from adversarial_seg.checkpoint import load_checkpoint
+    from adversarial_seg.gan.trainer import CHECKPOINT_LAST
+
+    path = Path(run) / CHECKPOINT_LAST
+    if not path.is_file():
+        raise ConfigError(f"model.generator_init {run} holds no {CHECKPOINT_LAST}; train that gan-train run first")
+    state = load_checkpoint(path)
+    generator = state.get("modules", {}).get("generator") if isinstance(state.get("modules"), dict) else None
+    if not isinstance(generator, dict):
+        raise ConfigError(f"model.generator_init: {path} holds no generator weights; give a gan-train run directory")
+    return generator
+
+
+def start_generator_from(task, state: dict, run: str | Path) -> None:
+    """Load ``state`` (``generator_init_state``) into the task's generator; ConfigError when it does not fit."""
+    try:
+        task.generator.load_state_dict(state)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise ConfigError(
+            f"model.generator_init {run}: its generator does not fit this config's ({first}); "
+            "give a run trained with the same model settings"
+        ) from None
+
+
 def train_gan(
     config: GANConfig,
     run_dir: Path,
@@ -260,15 +287,18 @@ def train_gan(
     auxiliary: dict | None = None,
 ) -> dict:
     """Train ``config`` into ``run_dir`` (resuming from its checkpoint when asked); returns metrics.json's body.
-    ``auxiliary``: networks the caller loaded for the variant (srgan's ``content``)."""
+    ``auxiliary``: networks the caller loaded for the variant (srgan's ``content``). G starts from the
+    weights of ``model.generator_init`` when set (a resumed run takes its own from its checkpoint)."""
     data = load_data(config)  # unreadable data stops the run before anything is written
+    seed_everything(config.seed)  # network initialisation
+    precision = Precision.for_device(device, config.train.amp)
+    step = build_gan_step(config, data["shape"], data["classes"], device, precision, **(auxiliary or {}))
+    if config.model.generator_init and not resume:  # before anything is written: a misfit stops the run
+        start_generator_from(step.task, generator_init_state(config.model.generator_init), config.model.generator_init)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     if not (run_dir / "config.yaml").is_file():  # a resume keeps the record of the start
         write_config(config, run_dir / "config.yaml", command)
-    seed_everything(config.seed)  # network initialisation
-    precision = Precision.for_device(device, config.train.amp)
-    step = build_gan_step(config, data["shape"], data["classes"], device, precision, **(auxiliary or {}))
     log = {"warnings": []}  # checkpointed with the trainer, so a resumed run reports every warning
 
     def warn(message: str) -> None:

@@ -141,3 +141,51 @@ def test_a_missing_content_run_exits_2_and_writes_nothing(ph2_like, tmp_path, mo
     run = tmp_path / "run"
     assert main(tiny_args(ph2_like, run, "--set", f"loss.content_run={tmp_path / 'absent'}")) == 2
     assert "loss.content_run" in capsys.readouterr().err and not run.exists()
+
+
+def test_generator_init_starts_g_from_another_run_and_a_misfit_writes_nothing(
+    ph2_like,  # noqa: F811
+    tmp_path,
+    monkeypatch,
+    capsys,
+):
+    from pathlib import Path
+
+    from adversarial_seg.checkpoint import load_checkpoint
+    from adversarial_seg.gan.experiment import generator_init_state, start_generator_from
+    from adversarial_seg.gan.variants import build_gan_step
+    from adversarial_seg.runtime import Precision
+
+    monkeypatch.chdir(Path(__file__).resolve().parents[3])
+    mse = ["--config", "configs/gan/srgan_mse.yaml"]
+    first = tmp_path / "mse"
+    assert main([*tiny_args(ph2_like, first)[2:], *mse]) == 0
+    trained = load_checkpoint(first / "checkpoint_last.pt")["modules"]["generator"]
+    config = gan_config_from_mapping(
+        {
+            "variant": "srgan",
+            "data": {"ph2": {"root": str(ph2_like), "size": [32, 32]}},
+            "model": {"channels": 4, "residual_blocks": 1, "generator_init": str(first)},
+        }
+    )
+    from adversarial_seg.gan.experiment import load_data
+
+    cpu = torch.device("cpu")
+    step = build_gan_step(config, load_data(config)["shape"], 0, cpu, Precision.for_device(cpu, False))
+    start_generator_from(step.task, generator_init_state(first), first)
+    started = step.task.generator.state_dict()
+    assert all(torch.equal(started[k], trained[k]) for k in trained)
+    # a generator of another width does not fit: exit 2, the sentence names the key, nothing is written
+    wider = tmp_path / "wider"
+    args = [
+        *tiny_args(ph2_like, wider)[2:],
+        *mse,
+        "--set",
+        "model.channels=8",
+        "--set",
+        f"model.generator_init={first}",
+    ]
+    assert main(args) == 2
+    assert "model.generator_init" in capsys.readouterr().err and not wider.exists()
+    assert main([*args[:-1], f"model.generator_init={tmp_path / 'absent'}"]) == 2
+    assert "holds no checkpoint_last.pt" in capsys.readouterr().err and not wider.exists()
