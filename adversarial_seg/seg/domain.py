@@ -5,8 +5,13 @@ classifier cannot tell apart while the supervised loss on the source site keeps 
 
 * ``reverse_gradient(x, weight)``: the identity forward; backward it multiplies the gradient by
   ``-weight``.
-* ``DomainClassifier``: two 3 x 3 convolutions (2D or 3D), a spatial mean and a linear logit per
-  sample (target site = 1).
+* ``DomainClassifier``: the features standardised per sample (zero mean, unit variance over
+  channels and space), two 3 x 3 convolutions (2D or 3D), a spatial mean and a linear logit per
+  sample (target site = 1). Without the standardisation the encoder wins the game by inflating
+  its features (a MONAI UNet's bottleneck ends in an unnormalised residual sum, and the
+  classifier is nearly positively homogeneous): on the prostate sites at reversal weight 0.1 the
+  domain loss rose from 0.69 to 11.6 by epoch 16 with the accuracy at 0.5, a classifier
+  confidently wrong, and the zone DSC fell (log of that run in docs/results.md).
 * ``FeatureTap``: keeps the output of the segmentor's bottleneck (the innermost block of a MONAI
   UNet, ``seg.unet_parts.unet_bottleneck``) at every forward pass.
 * ``ganin_ramp``: Ganin et al.'s schedule of the reversal weight over training.
@@ -74,8 +79,8 @@ class DomainClassifier(nn.Module):
         self.head = nn.Linear(width, 1)
 
     def forward(self, features: Tensor) -> Tensor:
-        """(B, C, *S) features -> (B,) logits, target site positive."""
-        return self.head(self.body(features).flatten(2).mean(2))[:, 0]
+        """(B, C, *S) features -> (B,) logits, target site positive; the features' scale is not seen."""
+        return self.head(self.body(F.group_norm(features, 1)).flatten(2).mean(2))[:, 0]
 
 
 def ganin_ramp(progress: float, gamma: float = 10.0) -> float:

@@ -17,7 +17,7 @@ from adversarial_seg.config import ConfigError, config_from_mapping
 from adversarial_seg.data.layouts import CaseRecord
 from adversarial_seg.data.phantoms import phantom_data_config
 from adversarial_seg.runtime import Precision
-from adversarial_seg.seg.domain import domain_terms, reverse_gradient
+from adversarial_seg.seg.domain import DomainClassifier, domain_terms, reverse_gradient
 from adversarial_seg.seg.fold import fold_cases, unlabelled_target_cases
 from adversarial_seg.seg.task import build_segmentation_step
 
@@ -75,6 +75,15 @@ def tiny_step(adapt: float):
     })  # fmt: skip
     torch.manual_seed(0)
     return build_segmentation_step(config, 2, 1, 2, torch.device("cpu"), Precision("cpu", None))
+
+
+def test_the_classifier_does_not_see_the_features_scale():
+    """Inflating or shifting the features cannot fool it: the encoder has to change their pattern."""
+    torch.manual_seed(0)
+    classifier = DomainClassifier(2, 4, width=8)
+    features = torch.randn(3, 4, 5, 5)
+    torch.testing.assert_close(classifier(10 * features + 3), classifier(features), rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(classifier(features.flip(-1) * features), classifier(features))
 
 
 def test_the_encoder_gets_the_reversed_domain_gradient():
