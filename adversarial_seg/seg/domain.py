@@ -9,9 +9,9 @@ classifier cannot tell apart while the supervised loss on the source site keeps 
   channels and space), two 3 x 3 convolutions (2D or 3D), a spatial mean and a linear logit per
   sample (target site = 1). Without the standardisation the encoder wins the game by inflating
   its features (a MONAI UNet's bottleneck ends in an unnormalised residual sum, and the
-  classifier is nearly positively homogeneous): on the prostate sites at reversal weight 0.1 the
-  domain loss rose from 0.69 to 11.6 by epoch 16 with the accuracy at 0.5, a classifier
-  confidently wrong, and the zone DSC fell (log of that run in docs/results.md).
+  classifier is nearly positively homogeneous): on the prostate sites at a constant reversal
+  weight 0.1 the domain loss rose from 0.69 to 11.6 by epoch 16 of fold 0 at accuracy 0.5, a
+  classifier confidently wrong (docs/configuration.md, ``domain.adapt_ramp``).
 * ``FeatureTap``: keeps the output of the segmentor's bottleneck (the innermost block of a MONAI
   UNet, ``seg.unet_parts.unet_bottleneck``) at every forward pass.
 * ``ganin_ramp``: Ganin et al.'s schedule of the reversal weight over training.
