@@ -132,7 +132,7 @@ def main() -> None:
         generated = torch.cat([task.translate(chunk) for chunk in inputs.split(16)])
         sources = {run_dir.name: generated}
         if config.variant == "srgan" and "bicubic" not in rows:
-            sources = {"bicubic": bicubic(inputs, config.data.ph2.scale).clamp(-1, 1), **sources}
+            sources = {"bicubic": bicubic(inputs, config.data.sr_scale).clamp(-1, 1), **sources}
         if index == 0:
             sources = {"real": images, **sources}
         for name, pictures in sources.items():

@@ -117,7 +117,8 @@ class PH2Config(StrictModel):
 
 
 class SitesConfig(StrictModel):
-    """Two sites of a prostate dataset, unpaired (``gan/site_data.py``): cyclegan's domains A and B."""
+    """Two sites of a prostate dataset (``gan/site_data.py``): cyclegan's domains A and B, unpaired;
+    for srgan the slices of both, each paired with its downsampled copy."""
 
     root: str = "../shared/data/prostate_zonal"
     column: str = "grid"  # the cases.csv column naming each case's site
@@ -127,6 +128,7 @@ class SitesConfig(StrictModel):
     size: tuple[int, int] = (160, 160)
     folds: int = Field(2, ge=2)
     fold: int = Field(0, ge=0)  # held out: the validation and test cases
+    scale: Literal[2, 4] = 4  # srgan: the source is the slice downsampled this many times
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -147,6 +149,11 @@ class DataConfig(StrictModel):
     ring: RingConfig = Field(default_factory=RingConfig)
     ph2: PH2Config = Field(default_factory=PH2Config)
     sites: SitesConfig = Field(default_factory=SitesConfig)
+
+    @property
+    def sr_scale(self) -> int:
+        """srgan's downsampling factor: ``sites.scale`` on prostate slices, else ``ph2.scale``."""
+        return self.sites.scale if self.dataset == "sites" else self.ph2.scale
 
 
 class ModelConfig(StrictModel):
@@ -276,10 +283,12 @@ class GANConfig(StrictModel):
         if self.data.dataset == "ring" and self.model.architecture != "mlp":
             raise ValueError("data.dataset ring is 2D points; use model.architecture: mlp")
         cyclegan = self.variant == "cyclegan"
-        if cyclegan != (self.data.dataset == "sites"):
+        if (cyclegan and self.data.dataset != "sites") or (
+            self.data.dataset == "sites" and self.variant not in ("cyclegan", "srgan")
+        ):
             raise ValueError(
                 f"variant {self.variant} with data.dataset {self.data.dataset}: cyclegan needs two sites "
-                "(data.dataset: sites) and the sites are for it only"
+                "(data.dataset: sites), and the sites are for it and srgan only"
             )
         if cyclegan != (self.model.architecture == "resnet"):
             raise ValueError("model.architecture resnet is cyclegan's generator, and cyclegan needs it")
@@ -308,10 +317,10 @@ class GANConfig(StrictModel):
         if stackgan and (self.data.ph2.size[0] != self.data.ph2.size[1] or self.data.ph2.size[0] < 32):
             raise ValueError(f"stackgan needs square images of 32 px or more: data.ph2.size {list(self.data.ph2.size)}")
         paired = self.variant in PAIRED_VARIANTS
-        if paired != (self.data.dataset == "ph2"):
+        if paired != (self.data.dataset == "ph2" or (self.variant == "srgan" and self.data.dataset == "sites")):
             raise ValueError(
                 f"variant {self.variant} with data.dataset {self.data.dataset}: pix2pix and srgan need paired "
-                "data (data.dataset: ph2) and PH2 pairs are for them only"
+                "data (data.dataset: ph2; srgan also sites, the prostate slices) and PH2 pairs are for them only"
             )
         if (self.variant == "pix2pix") != (self.model.architecture == "unet"):
             raise ValueError("model.architecture unet is pix2pix's generator, and pix2pix needs it")
@@ -387,7 +396,8 @@ LATER_KEYS = {
     ("loss", "content_run"): None,
     ("loss", "content_fold"): 0,
     ("loss", "content_depth"): 2,
-    ("data", "sites"): SitesConfig().model_dump(mode="json"),
+    ("data", "sites", "scale"): 4,
+    ("data", "sites"): {k: v for k, v in SitesConfig().model_dump(mode="json").items() if k != "scale"},
     ("loss", "cycle_weight"): 0.0,
     ("loss", "identity_weight"): 0.0,
     ("train", "pool_size"): None,

@@ -89,13 +89,21 @@ def image_data(splits: dict, classes: int = 0, **extra) -> dict:
 def load_data(config: GANConfig) -> dict:
     """``{"splits": {name: (x, y)}, "shape": per-sample shape, "classes": K, "images": bool}``; for
     PH2 pairs x is the image, y the source (the mask; for srgan the downsampled image) and
-    ``"cases"`` holds each split's case ids. For cyclegan's two sites x is B's slices, y A's (unpaired:
+    ``"cases"`` holds each split's case ids (srgan on two sites: x is a slice of either site, y its
+    downsampled copy, and ``"cases"`` names each slice's case). For cyclegan's two sites x is B's slices, y A's (unpaired:
     their numbers differ); for stackgan y is the sentence's word ids (``"text"``: the sentences and
     attributes); for progressive on PH2 images y is unused."""
     if config.data.dataset == "sites":
         from adversarial_seg.gan.site_data import site_splits
 
         sites = site_splits(config.data.sites, config.data.split_seed)
+        if config.variant == "srgan":  # the slices of both sites, each with its downsampled copy as the source
+            from adversarial_seg.gan.paired_data import low_resolution
+
+            both = {name: torch.cat([b, a]) for name, (b, a) in sites["splits"].items()}
+            splits = {name: (x, low_resolution(x, config.data.sr_scale)) for name, x in both.items()}
+            cases = {name: [*c["b"], *c["a"]] for name, c in sites["slice_cases"].items()}  # per slice
+            return image_data(splits, cases=cases)
         return image_data(sites["splits"], cases=sites["cases"])
     if config.data.dataset == "ph2_text":
         from adversarial_seg.gan.ph2_text import ph2_text_splits
@@ -113,7 +121,7 @@ def load_data(config: GANConfig) -> dict:
                 name: (images, torch.zeros(len(images), dtype=torch.long)) for name, (images, _) in splits.items()
             }
         elif config.variant == "srgan":  # the source is the image itself, downsampled
-            splits = {name: (x, low_resolution(x, config.data.ph2.scale)) for name, (x, _) in splits.items()}
+            splits = {name: (x, low_resolution(x, config.data.sr_scale)) for name, (x, _) in splits.items()}
         return image_data(splits, cases={name: cases for name, (_, _, cases) in pairs.items()})
     if config.data.dataset == "digits":
         return image_data(digits_splits(config.data.size, config.data.split_seed), classes=10)

@@ -1,4 +1,5 @@
-"""Unpaired data for CycleGAN: axial T2 slices of two sites of a prostate dataset (``data.sites``).
+"""Axial T2 slices of two sites of a prostate dataset (``data.sites``): unpaired for CycleGAN, and for
+SRGAN the slices of both sites, each paired with its downsampled copy (``experiment.load_data``).
 
 The cases are read from ``data.sites.root`` in the nnU-Net raw layout (``imagesTr/<case>_0000.nii.gz``,
 the T2 channel) with ``cases.csv`` naming each case's site in ``data.sites.column`` (``grid`` for
@@ -144,16 +145,20 @@ def _site_splits(root: str, column: str, a: tuple, b: tuple, spacing: float, siz
         per_domain[domain] = {}
         for split, chosen in (("train", train), ("held_out", held_out)):
             volumes = [load_site_volume(c, paths[c], spacing, size) for c in chosen]
-            per_domain[domain][split] = (torch.cat([v.unit_slices() for v in volumes]), chosen)
+            of_slice = [v.case for v in volumes for _ in range(v.image.shape[-1])]
+            per_domain[domain][split] = (torch.cat([v.unit_slices() for v in volumes]), chosen, of_slice)
+    out["slice_cases"] = {}
     for split, source in (("train", "train"), ("val", "held_out"), ("test", "held_out")):
         out["splits"][split] = (per_domain["b"][source][0], per_domain["a"][source][0])
         out["cases"][split] = {"a": per_domain["a"][source][1], "b": per_domain["b"][source][1]}
+        out["slice_cases"][split] = {"a": per_domain["a"][source][2], "b": per_domain["b"][source][2]}
     return out
 
 
 def site_splits(sites, split_seed: int = 0) -> dict:
-    """``{"splits": {"train"|"val"|"test": (B slices (N_b, 1, H, W), A slices (N_a, 1, H, W))}, "cases": ...}``
-    for a ``data.sites`` section; B (the target domain) first, as ``real`` is in paired data."""
+    """``{"splits": {"train"|"val"|"test": (B slices (N_b, 1, H, W), A slices (N_a, 1, H, W))}, "cases": ...,
+    "slice_cases": ...}`` for a ``data.sites`` section (per split and domain: the case ids, and the case of
+    each slice); B (the target domain) first, as ``real`` is in paired data."""
     root = str(Path(sites.root).expanduser().resolve())
     return _site_splits(root, sites.column, tuple(sites.a), tuple(sites.b), sites.spacing, tuple(sites.size),
                         sites.folds, sites.fold, split_seed)  # fmt: skip

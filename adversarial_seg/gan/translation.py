@@ -69,18 +69,25 @@ class TranslationEvaluator:
         from adversarial_seg.gan.variants.srgan import bicubic
 
         targets, sources = self.data["splits"]["test"]
-        return translation_metrics(bicubic(sources, self.config.data.ph2.scale).clamp(-1, 1), targets)
+        return translation_metrics(bicubic(sources, self.config.data.sr_scale).clamp(-1, 1), targets)
 
     def save_samples(self, task, path: Path, title: str) -> None:
         n = self.config.eval.grid
-        targets, sources = (t[:n] for t in self.data["splits"]["val"])
+        targets, sources = self.data["splits"]["val"]
+        # slices spread over the held-out volumes (the first n would be one volume's lowest); PH2's first n
+        chosen = (
+            torch.linspace(0, len(targets) - 1, n).long()
+            if self.config.data.dataset == "sites"
+            else torch.arange(min(n, len(targets)))
+        )
+        targets, sources = targets[chosen], sources[chosen]
         columns = {"source": sources, "generated": task.translate(sources).cpu(), "target": targets}
         if self.config.variant == "srgan":  # the baseline beside G's image
             from adversarial_seg.gan.variants.srgan import bicubic
 
-            upsampled = bicubic(sources, self.config.data.ph2.scale).clamp(-1, 1)
+            upsampled = bicubic(sources, self.config.data.sr_scale).clamp(-1, 1)
             columns = {"source": sources, "bicubic": upsampled, **{k: columns[k] for k in ("generated", "target")}}
-        save_translation_panel(columns, path, title, row_labels=self.data["cases"]["val"][:n])
+        save_translation_panel(columns, path, title, row_labels=[self.data["cases"]["val"][i] for i in chosen])
 
 
 class CycleEvaluator:

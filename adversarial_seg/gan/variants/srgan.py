@@ -115,7 +115,7 @@ def build(config, data_shape: tuple[int, ...], num_classes: int, images: bool = 
     """``content``: the frozen feature network of ``loss.content_run`` (gan-train loads it; without
     it the task can translate but not train the content term)."""
     model = config.model
-    generator = SRResNet(data_shape[0], model.channels, model.residual_blocks, config.data.ph2.scale)
+    generator = SRResNet(data_shape[0], model.channels, model.residual_blocks, config.data.sr_scale)
     discriminator = PatchDiscriminator(spatial_dims=2, channels=model.channels, in_channels=data_shape[0],
                                        num_layers_d=3)  # fmt: skip
     return SRGANTask(generator, discriminator, content, config.loss.content_weight)

@@ -26,6 +26,8 @@ def test_config_trains_two_steps(path):
     config = gan_config_from_mapping(raw, str(path))
     if config.data.dataset == "ph2" and not (REPO / config.data.ph2.root).is_dir():
         pytest.skip(f"{config.data.ph2.root} is absent: {path.name} trains on the shared PH2 data")
+    if config.data.dataset == "sites" and not (REPO / config.data.sites.root).is_dir():
+        pytest.skip(f"{config.data.sites.root} is absent: {path.name} trains on the shared prostate volumes")
     if config.variant == "stackgan" or config.data.dataset == "ph2_images":
         stage_one = config.variant == "stackgan" and config.model.stage == 2
         needed = [config.model.encoders] + ([config.model.stage1_run] if stage_one else [])

@@ -20,7 +20,7 @@ from adversarial_seg.gan.paired_data import low_resolution
 from adversarial_seg.gan.variants.srgan import SRGANTask, SRResNet, bicubic, z_scored
 from adversarial_seg.seg.unet_parts import unet_bottleneck, unet_encoder
 
-from ...data.conftest import ph2_like  # noqa: F401  (the fixture)
+from ...data.conftest import ph2_like, two_sites  # noqa: F401  (the fixtures)
 from .conftest import same_checkpoint_modules
 
 
@@ -189,3 +189,39 @@ def test_generator_init_starts_g_from_another_run_and_a_misfit_writes_nothing(
     assert "model.generator_init" in capsys.readouterr().err and not wider.exists()
     assert main([*args[:-1], f"model.generator_init={tmp_path / 'absent'}"]) == 2
     assert "holds no checkpoint_last.pt" in capsys.readouterr().err and not wider.exists()
+
+
+def test_srgan_on_two_sites_pairs_each_slice_with_its_downsampled_copy_and_resumes_exactly(
+    two_sites,  # noqa: F811
+    tmp_path,
+    monkeypatch,
+):
+    from pathlib import Path
+
+    from adversarial_seg.gan.experiment import load_data
+
+    monkeypatch.chdir(Path(__file__).resolve().parents[3])
+    root, _ = two_sites
+    sites = {"root": str(root), "column": "site", "a": ["A"], "b": ["B"], "spacing": 1.2, "size": [32, 32]}
+    config = gan_config_from_mapping({"variant": "srgan", "data": {"dataset": "sites", "sites": sites}})
+    data = load_data(config)
+    slices, sources = data["splits"]["test"]
+    assert slices.shape[1:] == (1, 32, 32) and sources.shape[1:] == (1, 8, 8) and config.data.sr_scale == 4
+    assert torch.equal(sources, low_resolution(slices, 4))
+    assert len(data["cases"]["test"]) == len(slices)  # each slice's case: 6 slices per phantom volume
+    assert len(set(data["cases"]["test"])) * 6 == len(slices)
+    assert not set(data["cases"]["test"]) & set(data["cases"]["train"])
+    args = ["--config", "configs/gan/srgan_prostate_mse.yaml", "--no-progress", "--threads", "1",
+            *(a for k, v in sites.items() for a in ("--set", f"data.sites.{k}={v}")),
+            "--set", "model.channels=4", "--set", "model.residual_blocks=1", "--set", "train.batch_size=2",
+            "--set", "loss.w_adv=0.001", "--set", "eval.every=1", "--set", "eval.grid=2"]  # fmt: skip
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    assert main([*args, "--output", str(straight), "--set", "train.epochs=2"]) == 0
+    assert main([*args, "--output", str(resumed), "--set", "train.epochs=1"]) == 0
+    assert main([*args, "--output", str(resumed), "--set", "train.epochs=2", "--resume"]) == 0
+    body = json.loads((straight / "metrics.json").read_text())
+    assert set(body["metrics"]) == {"l1", "psnr", "ssim"} and "bicubic" in body["reference_note"]
+    assert (straight / "samples" / "epoch_002.png").is_file()
+    assert set(same_checkpoint_modules(straight, resumed)) == {"generator", "discriminator"}
+    with pytest.raises(ConfigError, match="for it and srgan only"):
+        gan_config_from_mapping({"variant": "pix2pix", "data": {"dataset": "sites"}})
