@@ -45,6 +45,35 @@ def save_nifti(array: np.ndarray, affine, path: Path) -> None:
     nib.save(nib.Nifti1Image(array, np.asarray(affine, dtype=np.float64)), str(path))
 
 
+def write_label_map(case: str, sites, output: Path) -> None:
+    """The case's expert label map (``data.sites.root``/labelsTr) on the common grid, as OUTPUT/labels/<case>.nii.gz."""
+    label_path = Path(sites.root) / "labelsTr" / f"{case}.nii.gz"
+    label = site_geometry(label_path, sites.spacing, tuple(sites.size), mode="nearest")
+    array = label.as_tensor()[0].numpy().round().astype(np.uint8)
+    save_nifti(array, label.affine, output / "labels" / f"{case}.nii.gz")
+
+
+def score_condition(seg_run: Path, output: Path, condition: str, key: str, cases: dict[str, int], regions) -> dict:
+    """Segment OUTPUT/<condition>/fold_K/ with fold K's model of ``seg_run`` (``cases``: case -> K) and score
+    each case against OUTPUT/labels/: per-case DSC per region, their mean and sample std."""
+    for fold in sorted(set(cases.values())):
+        segment(seg_run, output / condition / f"fold_{fold}", output / "predictions" / key / f"fold_{fold}", fold)
+    per_case = {}
+    for case, fold in sorted(cases.items()):
+        pred = read_label(output / "predictions" / key / f"fold_{fold}" / f"{case}.nii.gz")[0]
+        ref = read_label(output / "labels" / f"{case}.nii.gz")[0]
+        per_case[case] = {r: dsc(np.isin(pred, values), np.isin(ref, values)) for r, values in regions.items()}
+    row = {
+        "per_case": per_case,
+        "dsc_mean": {r: statistics.mean(c[r] for c in per_case.values()) for r in regions},
+        "dsc_std": {
+            r: statistics.stdev(c[r] for c in per_case.values()) if len(per_case) > 1 else float("nan") for r in regions
+        },  # fmt: skip
+    }
+    print(f"{key}: " + ", ".join(f"{r} {v:.3f}" for r, v in row["dsc_mean"].items()), file=sys.stderr)
+    return row
+
+
 def translated_volume(task, volume) -> np.ndarray:
     """G_ba's slices of ``volume`` stacked back to (H, W, Z) in the volume's intensity range."""
     slices = volume.unit_slices()
@@ -71,7 +100,6 @@ def main() -> None:
     regions = data_config.regions or {n: [v] for n, v in (data_config.labels or {}).items() if v != 0}
     if not regions:
         raise SystemExit(f"{args.source_only}'s config names no data.regions or data.labels to score")
-    labels_root = args.output / "labels"
     conditions = {"as_is": {}, "translated": {}}  # condition -> case -> fold
     for run_dir in args.cycle_runs:
         config, data, task = load_translation_run(run_dir, ("cyclegan",))
@@ -82,11 +110,7 @@ def main() -> None:
                 raise SystemExit(f"{args.source_only} has no validation fold for {case}: not the same cases")
             fold = fold_of[case]
             volume = load_site_volume(case, paths[case], sites.spacing, tuple(sites.size))
-            label_path = Path(sites.root) / "labelsTr" / f"{case}.nii.gz"
-            label = site_geometry(label_path, sites.spacing, tuple(sites.size), mode="nearest")
-            save_nifti(
-                label.as_tensor()[0].numpy().round().astype(np.uint8), label.affine, labels_root / f"{case}.nii.gz"
-            )
+            write_label_map(case, sites, args.output)
             name = f"fold_{fold}/{case}_0000.nii.gz"
             save_nifti(volume.image.as_tensor()[0].numpy(), volume.image.affine, args.output / "as_is" / name)
             save_nifti(translated_volume(task, volume), volume.image.affine, args.output / "translated" / name)
@@ -98,24 +122,7 @@ def main() -> None:
     )
     for seg_name, condition in plan:
         key = f"{seg_name}/{condition}"
-        cases = conditions[condition]
-        for fold in sorted(set(cases.values())):
-            segment(seg_runs[seg_name], args.output / condition / f"fold_{fold}",
-                    args.output / "predictions" / key / f"fold_{fold}", fold)  # fmt: skip
-        per_case = {}
-        for case, fold in sorted(cases.items()):
-            pred = read_label(args.output / "predictions" / key / f"fold_{fold}" / f"{case}.nii.gz")[0]
-            ref = read_label(labels_root / f"{case}.nii.gz")[0]
-            per_case[case] = {r: dsc(np.isin(pred, values), np.isin(ref, values)) for r, values in regions.items()}
-        rows[key] = {
-            "per_case": per_case,
-            "dsc_mean": {r: statistics.mean(c[r] for c in per_case.values()) for r in regions},
-            "dsc_std": {
-                r: statistics.stdev(c[r] for c in per_case.values()) if len(per_case) > 1 else float("nan")
-                for r in regions
-            },  # fmt: skip
-        }
-        print(f"{key}: " + ", ".join(f"{r} {v:.3f}" for r, v in rows[key]["dsc_mean"].items()), file=sys.stderr)
+        rows[key] = score_condition(seg_runs[seg_name], args.output, condition, key, conditions[condition], regions)
     as_is, translated = rows["source_only/as_is"], rows["source_only/translated"]
     cases = sorted(as_is["per_case"])
     comparison = {}

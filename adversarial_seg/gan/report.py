@@ -218,6 +218,28 @@ def _transfer_table(result: dict) -> list[str]:
     return lines
 
 
+def _sr_segmentation_table(result: dict) -> list[str]:
+    """scripts/sr_segmentation.py: a zone segmentor on held-out volumes at full resolution, bicubic and super-resolved."""
+    regions = list(next(iter(result["rows"].values()))["dsc_mean"])
+    lines = [
+        f"Segmentor `{result['segmentor']}` (each case by the fold model that had it in validation) on the "
+        f"{len(result['cases'])} held-out volumes of the srgan runs, rebuilt from their x{result['scale']} downsampled "
+        "slices; DSC on the runs' grid, mean ± sample std over cases; each run against bicubic: mean difference "
+        "(paired Wilcoxon p).",
+        "",
+        "| images | " + " | ".join(f"{r} DSC" for r in regions) + " | " + " | ".join(f"{r} vs bicubic" for r in regions) + " |",
+        "|---|" + "---|" * (2 * len(regions)),
+    ]  # fmt: skip
+    for key, row in result["rows"].items():
+        cells = " | ".join(f"{row['dsc_mean'][r]:.3f} ± {row['dsc_std'][r]:.3f}" for r in regions)
+        against = result["vs_bicubic"].get(key)
+        versus = " | ".join(
+            f"{against[r]['difference']:+.3f} (p {against[r]['wilcoxon_p']:.2g})" if against else "–" for r in regions
+        )
+        lines.append(f"| {key} | {cells} | {versus} |")
+    return lines
+
+
 def _fcn_table(result: dict) -> list[str]:
     lines = [
         f"Segmentor `{result['segmentor']}` (each case by the fold model that did not train on it), splits "
@@ -284,14 +306,16 @@ def _provenance(runs: list[dict]) -> list[str]:
 
 def render_gan_results(json_paths) -> str:
     """Markdown: a digits table and a ring table (each with the held-out real data as the first
-    row), a PH2 image-to-image table (pix2pix, srgan; srgan's bicubic reference first), the FCN-score
+    row), a PH2 image-to-image table (pix2pix, srgan; srgan's bicubic reference first), cyclegan's and
+    srgan's prostate tables with their segmentation scores, the FCN-score
     tables, BigGAN's truncation curves, the saturating vs non-saturating table when present, and how each number was made."""
     results = [json.loads(Path(p).read_text()) for p in sorted(map(Path, json_paths))]
     runs = [r for r in results if r.get("kind", "run") == "run"]
     digits = [r for r in runs if r["dataset"] == "digits"]
     ring = [r for r in runs if r["dataset"] == "ring"]
     paired = [r for r in runs if r["dataset"] == "ph2"]
-    sites = [r for r in runs if r["dataset"] == "sites"]
+    sites = [r for r in runs if r["dataset"] == "sites" and r["variant"] == "cyclegan"]
+    sr_sites = [r for r in runs if r["dataset"] == "sites" and r["variant"] == "srgan"]
     text = [r for r in runs if r["dataset"] == "ph2_text"]
     out: list[str] = []
     if any("seeds" in r for r in runs):
@@ -307,6 +331,12 @@ def render_gan_results(json_paths) -> str:
     for result in results:
         if result.get("kind") == "cyclegan_transfer":
             out += [f"### Cross-site segmentation: {result['name']}", "", *_transfer_table(result), ""]
+    if sr_sites:
+        out += ["### Prostate T2 super-resolution x4 (held-out slices)", "", *_paired_table(sr_sites), ""]
+    for result in results:
+        if result.get("kind") == "sr_segmentation":
+            out += [f"### Segmenting super-resolved prostate volumes: {result['name']}", "",
+                    *_sr_segmentation_table(result), ""]  # fmt: skip
     if text:
         out += ["### PH2 lesions from sentences (test sentences)", "", *_text_table(text), ""]
     for result in results:

@@ -215,3 +215,24 @@ def test_cyclegan_stackgan_and_transfer_records_render_their_tables(tmp_path):
     assert "| source_only/translated | 0.300 ± 0.100 | 0.600 ± 0.050 |" in text
     assert "| translated - as is (Wilcoxon p) | +0.100 (p 0.04) | +0.100 (p 0.2) |" in text
     assert "| share of the cross-site gap closed | 0.25 of 0.400 | no gap (on target -0.300) |" in text
+
+
+def test_srgan_on_prostate_slices_and_its_segmentation_render_their_own_tables(tmp_path):
+    sr = {"kind": "run", "name": "srgan_prostate", "variant": "srgan", "dataset": "sites", "adversarial": "non_saturating",
+          "seed": 0, "config_hash": "h", "git_commit": "abc", "epochs": 20, "train_seconds": 300.0, "command": "gan-train ...",
+          "metrics": {"l1": 0.02, "psnr": 30.5, "ssim": 0.8}, "reference": {"l1": 0.03, "psnr": 29.25, "ssim": 0.75}}  # fmt: skip
+    rows = {key: {"per_case": {}, "dsc_mean": {"pz": pz}, "dsc_std": {"pz": 0.1}}
+            for key, pz in (("full_resolution", 0.6), ("bicubic", 0.5), ("srgan_prostate", 0.55))}  # fmt: skip
+    result = {"kind": "sr_segmentation", "name": "sr_seg", "command": "python scripts/sr_segmentation.py", "scale": 4,
+              "segmentor": "seg", "cases": ["c1", "c2"], "rows": rows,
+              "vs_bicubic": {"srgan_prostate": {"pz": {"difference": 0.05, "wilcoxon_p": 0.031}}}}  # fmt: skip
+    paths = [tmp_path / "a.json", tmp_path / "b.json"]
+    for path, body in zip(paths, (sr, result), strict=True):
+        path.write_text(json.dumps(body))
+    text = render_gan_results(paths)
+    assert "### Prostate T2 super-resolution x4 (held-out slices)" in text and "CycleGAN" not in text
+    assert "| bicubic upsampling (srgan's sources) | – | – | 0.0300 | 29.25 | 0.7500 | – |" in text
+    assert "| srgan_prostate | srgan | non_saturating | 0.0200 | 30.50 | 0.8000 | 300 s (20 epochs) |" in text
+    assert "on the 2 held-out volumes of the srgan runs, rebuilt from their x4 downsampled" in text
+    assert "| bicubic | 0.500 ± 0.100 | – |" in text
+    assert "| srgan_prostate | 0.550 ± 0.100 | +0.050 (p 0.031) |" in text
