@@ -74,6 +74,15 @@ def score_condition(seg_run: Path, output: Path, condition: str, key: str, cases
     return row
 
 
+def print_rows(rows: dict, regions: list[str], first: str) -> None:
+    """``score_condition``'s rows as a Markdown table: mean ± sample std DSC per region."""
+    print(f"| {first} | cases | {' | '.join(f'{r} DSC' for r in regions)} |")
+    print("|---|---|" + "---|" * len(regions))
+    for key, row in rows.items():
+        cells = " | ".join(f"{row['dsc_mean'][r]:.3f} ± {row['dsc_std'][r]:.3f}" for r in regions)
+        print(f"| {key} | {len(row['per_case'])} | {cells} |")
+
+
 def translated_volume(task, volume) -> np.ndarray:
     """G_ba's slices of ``volume`` stacked back to (H, W, Z) in the volume's intensity range."""
     slices = volume.unit_slices()
@@ -142,12 +151,7 @@ def main() -> None:
               "translated_vs_as_is": comparison}  # fmt: skip
     args.output.mkdir(parents=True, exist_ok=True)
     (args.output / RESULT).write_text(json.dumps(result, indent=1) + "\n")
-    names = list(regions)
-    print(f"| segmentor / images | cases | {' | '.join(f'{r} DSC' for r in names)} |")
-    print("|---|---|" + "---|" * len(names))
-    for key, row in rows.items():
-        cells = " | ".join(f"{row['dsc_mean'][r]:.3f} ± {row['dsc_std'][r]:.3f}" for r in names)
-        print(f"| {key} | {len(row['per_case'])} | {cells} |")
+    print_rows(rows, list(regions), "segmentor / images")
     print(json.dumps(result))
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from cyclegan_transfer import save_nifti, score_condition, write_label_map
+from cyclegan_transfer import print_rows, save_nifti, score_condition, write_label_map
 from fcn_score import load_translation_run, validation_fold
 
 from adversarial_seg.gan.paired_data import low_resolution
@@ -98,11 +98,7 @@ def main() -> None:
     result = {"kind": "sr_segmentation", "sr_runs": [str(r) for r in args.sr_runs], "segmentor": str(args.segmentor),
               "scale": scale, "cases": cases, "rows": rows, "vs_bicubic": comparison}  # fmt: skip
     (args.output / RESULT).write_text(json.dumps(result, indent=1) + "\n")
-    print(f"| images | cases | {' | '.join(f'{r} DSC' for r in regions)} |")
-    print("|---|---|" + "---|" * len(regions))
-    for key, row in rows.items():
-        cells = " | ".join(f"{row['dsc_mean'][r]:.3f} ± {row['dsc_std'][r]:.3f}" for r in regions)
-        print(f"| {key} | {len(row['per_case'])} | {cells} |")
+    print_rows(rows, list(regions), "images")
     print(json.dumps(result))
 
 
