@@ -74,12 +74,8 @@ class TranslationEvaluator:
     def save_samples(self, task, path: Path, title: str) -> None:
         n = self.config.eval.grid
         targets, sources = self.data["splits"]["val"]
-        # slices spread over the held-out volumes (the first n would be one volume's lowest); PH2's first n
-        chosen = (
-            torch.linspace(0, len(targets) - 1, n).long()
-            if self.config.data.dataset == "sites"
-            else torch.arange(min(n, len(targets)))
-        )
+        # spread over the split, as cyclegan's panel: on prostate slices the first n would be one volume's lowest
+        chosen = torch.linspace(0, len(targets) - 1, min(n, len(targets))).round().long()
         targets, sources = targets[chosen], sources[chosen]
         columns = {"source": sources, "generated": task.translate(sources).cpu(), "target": targets}
         if self.config.variant == "srgan":  # the baseline beside G's image
