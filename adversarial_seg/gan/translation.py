@@ -4,8 +4,8 @@ its held-out images are scored by how well a round trip returns them (``CycleEva
 
 Metrics on intensities mapped from [-1, 1] to [0, 1]: ``l1`` (mean absolute difference),
 ``psnr`` (dB, MONAI ``PSNRMetric`` with max 1) and ``ssim`` (MONAI ``SSIMMetric``, 11 x 11
-Gaussian window, data range 1), each the mean over cases. The sample panel shows the first
-``eval.grid`` validation cases as source | generated | target.
+Gaussian window, data range 1), each the mean over cases. The sample panel shows
+``eval.grid`` validation items spread evenly over the split as source | generated | target.
 """
 
 from __future__ import annotations
