@@ -74,6 +74,17 @@ def score_condition(seg_run: Path, output: Path, condition: str, key: str, cases
     return row
 
 
+def paired_difference(base: dict, other: dict, regions) -> dict:
+    """Per region: ``other``'s mean DSC minus ``base``'s and seg-eval's paired Wilcoxon p over their cases
+    (``score_condition`` rows; zero differences dropped, nan when all are zero)."""
+    cases = sorted(base["per_case"])
+    out = {}
+    for r in regions:
+        test = paired_test({c: base["per_case"][c][r] for c in cases}, {c: other["per_case"][c][r] for c in cases})
+        out[r] = {"difference": other["dsc_mean"][r] - base["dsc_mean"][r], "wilcoxon_p": test["p_value"]}
+    return out
+
+
 def print_rows(rows: dict, regions: list[str], first: str) -> None:
     """``score_condition``'s rows as a Markdown table: mean ± sample std DSC per region."""
     print(f"| {first} | cases | {' | '.join(f'{r} DSC' for r in regions)} |")
@@ -134,12 +145,7 @@ def main() -> None:
         rows[key] = score_condition(seg_runs[seg_name], args.output, condition, key, conditions[condition], regions)
     as_is, translated = rows["source_only/as_is"], rows["source_only/translated"]
     cases = sorted(as_is["per_case"])
-    comparison = {}
-    for r in regions:  # seg-eval's paired test (zero differences dropped; nan when all are zero)
-        test = paired_test(
-            {c: as_is["per_case"][c][r] for c in cases}, {c: translated["per_case"][c][r] for c in cases}
-        )
-        comparison[r] = {"difference": translated["dsc_mean"][r] - as_is["dsc_mean"][r], "wilcoxon_p": test["p_value"]}
+    comparison = paired_difference(as_is, translated, regions)
     if args.on_target:
         for r in regions:
             gap = rows["on_target/as_is"]["dsc_mean"][r] - as_is["dsc_mean"][r]

@@ -27,13 +27,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from cyclegan_transfer import print_rows, save_nifti, score_condition, write_label_map
+from cyclegan_transfer import paired_difference, print_rows, save_nifti, score_condition, write_label_map
 from fcn_score import load_translation_run, validation_fold
 
 from adversarial_seg.gan.paired_data import low_resolution
 from adversarial_seg.gan.site_data import from_unit, load_site_volume, read_sites
 from adversarial_seg.gan.variants.srgan import bicubic
-from adversarial_seg.seg.compare import paired_test
 from adversarial_seg.seg.run import open_run
 
 RESULT = "sr_segmentation.json"
@@ -86,15 +85,7 @@ def main() -> None:
         c: score_condition(args.segmentor, args.output, c, c, folds, regions)
         for c in ["full_resolution", "bicubic", *names]
     }
-    comparison = {}
-    for name in names:  # seg-eval's paired test (zero differences dropped; nan when all are zero)
-        comparison[name] = {}
-        for r in regions:
-            test = paired_test(
-                {c: rows["bicubic"]["per_case"][c][r] for c in cases}, {c: rows[name]["per_case"][c][r] for c in cases}
-            )
-            difference = rows[name]["dsc_mean"][r] - rows["bicubic"]["dsc_mean"][r]
-            comparison[name][r] = {"difference": difference, "wilcoxon_p": test["p_value"]}
+    comparison = {name: paired_difference(rows["bicubic"], rows[name], regions) for name in names}
     result = {"kind": "sr_segmentation", "sr_runs": [str(r) for r in args.sr_runs], "segmentor": str(args.segmentor),
               "scale": scale, "cases": cases, "rows": rows, "vs_bicubic": comparison}  # fmt: skip
     (args.output / RESULT).write_text(json.dumps(result, indent=1) + "\n")
